@@ -1,0 +1,67 @@
+"""Waveform preparation and the log-mel spectrogram shared by the sound encoder and decoder.
+
+The settings are those of the packaged HiFi-GAN vocoder (22050 Hz, 80 mel bands, n_fft 1024,
+hop 256, fmin 0, fmax 8000, natural log of magnitudes clipped at 1e-5), so a spectrogram made
+here can be turned back into sound by that vocoder.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import librosa
+import numpy as np
+
+from .media import AudioInput, load_audio
+
+SAMPLE_RATE = 22050
+N_MELS = 80
+N_FFT = 1024
+HOP_LENGTH = 256
+FMIN, FMAX = 0.0, 8000.0
+LOG_FLOOR = 1e-5
+
+
+def prepare_waveform(audio: AudioInput, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Any sound input → float32 mono at ``sample_rate``, checked (see ``load_audio``)."""
+    source_rate, mono = load_audio(audio)
+    if source_rate != sample_rate:
+        mono = librosa.resample(mono, orig_sr=source_rate, target_sr=sample_rate, res_type="soxr_hq")
+    return mono.astype(np.float32)
+
+
+def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
+    """Pads with silence at the end, or trims the end, to exactly ``length`` samples."""
+    if samples.shape[0] >= length:
+        return samples[:length]
+    return np.pad(samples, (0, length - samples.shape[0]))
+
+
+def split_windows(samples: np.ndarray, length: int, max_windows: int) -> list[np.ndarray]:
+    """Cuts a sound into up to ``max_windows`` evenly spaced windows of ``length`` (padded if short)."""
+    if samples.shape[0] <= length:
+        return [fit_length(samples, length)]
+    count = min(max_windows, int(np.ceil(samples.shape[0] / length)))
+    starts = np.linspace(0, samples.shape[0] - length, count).round().astype(int)
+    return [samples[start : start + length] for start in starts]
+
+
+@cache
+def mel_basis() -> np.ndarray:
+    """The ``[N_MELS, N_FFT // 2 + 1]`` Slaney mel filter bank of the vocoder."""
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
+
+
+def log_mel_spectrogram(samples: np.ndarray) -> np.ndarray:
+    """Mono float waveform at ``SAMPLE_RATE`` → natural-log mel magnitudes ``[N_MELS, frames]``."""
+    pad = (N_FFT - HOP_LENGTH) // 2
+    padded = np.pad(samples.astype(np.float32), (pad, pad), mode="reflect")
+    spectrum = np.abs(
+        librosa.stft(padded, n_fft=N_FFT, hop_length=HOP_LENGTH, win_length=N_FFT, window="hann", center=False)
+    )  # (513, frames)
+    return np.log(np.clip(mel_basis() @ spectrum, LOG_FLOOR, None)).astype(np.float32)
+
+
+def num_frames(num_samples: int) -> int:
+    """How many spectrogram frames ``log_mel_spectrogram`` gives for ``num_samples`` samples."""
+    return 1 + (num_samples - HOP_LENGTH) // HOP_LENGTH

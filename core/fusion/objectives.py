@@ -1,0 +1,150 @@
+"""Training objectives of the joint latent model, apart from the network.
+
+- ELBO over sampled subsets of the present modalities (as in MVAE's sub-sampled training and
+  MoPoE): each subset's fused posterior must reconstruct *all* present embeddings, so the
+  model learns to fill in missing modalities;
+- cross-modal reconstruction: each single modality's posterior mean decodes to the others;
+- optional contrastive alignment (InfoNCE) of the single-modality posterior means.
+
+``embeddings`` maps each modality to ``[B, D_m]`` (zeros where an item lacks it, never NaN),
+``present`` is ``[M, B]`` with 1 where item ``b`` has modality ``m``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .experts import FUSIONS
+from .joint import JointLatentModel
+
+
+@dataclass
+class JointObjective:
+    """Coefficients of the joint model's loss."""
+
+    beta: float = 1.0  # weight of the KL term of the ELBO
+    reconstruction_scale: float = 64.0  # per-modality squared error (mean over dimensions) times this
+    num_random_subsets: int = 1  # random subsets per step, beside the full set and each single modality
+    cross_modal: float = 1.0  # weight of the deterministic cross-modal reconstruction term
+    contrastive: float = 0.0  # weight of InfoNCE alignment between single-modality posteriors
+    temperature: float = 0.1
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``KL(N(mu, exp(logvar)) || N(0, I))`` summed over dimensions: ``[B]``."""
+    return 0.5 * (logvar.exp() + mu.square() - 1.0 - logvar).sum(-1)
+
+
+def reconstruction_error(
+    model: JointLatentModel, z: torch.Tensor, embeddings: Mapping[str, torch.Tensor], present: torch.Tensor
+) -> torch.Tensor:
+    """Squared error of every present embedding decoded from ``z``, in standardised units: ``[B]``."""
+    total = z.new_zeros(z.shape[0])
+    for index, modality in enumerate(model.modalities):
+        if modality in embeddings:
+            target = model.standardise(modality, embeddings[modality])
+            error = (model.decoders[modality](z) - target).square().mean(-1)  # (B,)
+            total = total + present[index] * error
+    return total
+
+
+def training_subsets(present: torch.Tensor, num_random: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+    """Masks ``[M, B]`` to fuse: all present modalities, each one alone, and ``num_random`` random subsets."""
+    singles = [present * F.one_hot(torch.tensor(m), present.shape[0]).to(present).unsqueeze(-1) for m in range(present.shape[0])]
+    randoms = [
+        present * (torch.rand(present.shape, generator=generator, device=present.device) < 0.5).to(present)
+        for _ in range(num_random)
+    ]
+    return [present, *singles, *randoms]
+
+
+def elbo_loss(
+    model: JointLatentModel,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    embeddings: Mapping[str, torch.Tensor],
+    present: torch.Tensor,
+    objective: JointObjective,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Negative ELBO averaged over subsets and items: ``(loss, reconstruction, kl)`` scalars."""
+    fuse = FUSIONS[model.config.fusion]
+    reconstructions, kls, counts = [], [], []
+    for mask in training_subsets(present, objective.num_random_subsets, generator):
+        valid = (mask.sum(0) > 0).to(mu.dtype)  # (B,): items with at least one input in the subset
+        fused_mu, fused_logvar = fuse(mu, logvar, mask)
+        z = model.sample(fused_mu, fused_logvar, generator)
+        reconstructions.append((valid * reconstruction_error(model, z, embeddings, present)).sum())
+        kls.append((valid * gaussian_kl(fused_mu, fused_logvar)).sum())
+        counts.append(valid.sum())
+    count = torch.stack(counts).sum().clamp(min=1)
+    reconstruction = torch.stack(reconstructions).sum() / count * objective.reconstruction_scale
+    kl = torch.stack(kls).sum() / count
+    return reconstruction + objective.beta * kl, reconstruction, kl
+
+
+def single_posterior_means(model: JointLatentModel, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Each modality's expert fused with the prior alone: means ``[M, B, Z]``."""
+    one = torch.ones_like(mu[:1, :, 0])  # (1, B)
+    return torch.stack([FUSIONS["poe"](mu[m : m + 1], logvar[m : m + 1], one)[0] for m in range(mu.shape[0])])
+
+
+def cross_modal_loss(
+    model: JointLatentModel, means: torch.Tensor, embeddings: Mapping[str, torch.Tensor], present: torch.Tensor
+) -> torch.Tensor:
+    """Mean squared error (standardised) of decoding each present modality from each other one."""
+    errors, counts = [], []
+    for s, source in enumerate(model.modalities):
+        for t, target in enumerate(model.modalities):
+            if s == t or source not in embeddings or target not in embeddings:
+                continue
+            both = present[s] * present[t]  # (B,)
+            prediction = model.decoders[target](means[s])
+            error = (prediction - model.standardise(target, embeddings[target])).square().mean(-1)
+            errors.append((both * error).sum())
+            counts.append(both.sum())
+    if not errors:
+        return means.new_zeros(())
+    return torch.stack(errors).sum() / torch.stack(counts).sum().clamp(min=1)
+
+
+def contrastive_loss(means: torch.Tensor, present: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE between single-modality posterior means of items that have both."""
+    losses = []
+    for s in range(means.shape[0]):
+        for t in range(s + 1, means.shape[0]):
+            both = (present[s] * present[t]) > 0
+            if both.sum() < 2:
+                continue
+            a = F.normalize(means[s][both], dim=-1)
+            b = F.normalize(means[t][both], dim=-1)
+            logits = a @ b.T / temperature  # (N, N)
+            labels = torch.arange(logits.shape[0], device=logits.device)
+            losses.append(0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)))
+    return torch.stack(losses).mean() if losses else means.new_zeros(())
+
+
+def joint_loss(
+    model: JointLatentModel,
+    embeddings: Mapping[str, torch.Tensor],
+    present: torch.Tensor,
+    objective: JointObjective | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """All terms of the joint model's loss; ``"loss"`` is their weighted sum."""
+    objective = objective or JointObjective()
+    mu, logvar, _ = model.experts(embeddings, weights=present)
+    elbo, reconstruction, kl = elbo_loss(model, mu, logvar, embeddings, present, objective, generator)
+    means = single_posterior_means(model, mu, logvar)
+    cross = cross_modal_loss(model, means, embeddings, present)
+    terms = {"elbo": elbo, "reconstruction": reconstruction, "kl": kl, "cross_modal": cross}
+    loss = elbo + objective.cross_modal * cross
+    if objective.contrastive > 0:
+        terms["contrastive"] = contrastive_loss(means, present, objective.temperature)
+        loss = loss + objective.contrastive * terms["contrastive"]
+    terms["loss"] = loss
+    return terms

@@ -1,0 +1,1 @@
+"""Training stages; each is resumable (see the stage's module)."""

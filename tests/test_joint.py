@@ -1,0 +1,150 @@
+"""The joint latent model: shapes, masking, shares, save/load, objectives, and a short training."""
+
+import pytest
+import torch
+
+from core.fusion import JointLatentModel, JointObjective, joint_loss
+from core.fusion.experts import product_of_experts
+from core.training.joint import fit_joint_model
+
+DIMS = {"text": 12, "image": 20, "audio": 8}
+
+
+def tiny_model(fusion="poe", seed=0):
+    torch.manual_seed(seed)
+    return JointLatentModel(modality_dims=DIMS, latent_dim=6, hidden_dim=32, fusion=fusion).eval()
+
+
+def random_embeddings(batch=5, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return {m: torch.randn(batch, d, generator=generator) for m, d in DIMS.items()}
+
+
+@pytest.mark.parametrize("fusion", ["poe", "moe", "mopoe"])
+def test_shapes_and_shares_for_every_fusion(fusion):
+    model = tiny_model(fusion)
+    posterior = model(random_embeddings())
+    assert posterior.mu.shape == posterior.logvar.shape == (5, 6)
+    assert posterior.expert_mu.shape == (3, 5, 6)
+    total = sum(posterior.shares.values()) + posterior.prior_share
+    torch.testing.assert_close(total, torch.ones(5))
+    assert all(((s >= 0) & (s <= 1)).all() for s in posterior.shares.values())
+
+
+@pytest.mark.parametrize("fusion", ["poe", "moe", "mopoe"])
+def test_a_missing_modality_equals_weight_zero(fusion):
+    model = tiny_model(fusion)
+    embeddings = random_embeddings()
+    without_audio = {m: e for m, e in embeddings.items() if m != "audio"}
+    with torch.no_grad():
+        dropped = model(without_audio)
+        masked = model(embeddings, weights={"audio": 0.0})
+    torch.testing.assert_close(dropped.mu, masked.mu)
+    torch.testing.assert_close(dropped.logvar, masked.logvar)
+    assert (masked.shares["audio"] == 0).all()
+
+
+def test_poe_forward_is_the_product_of_its_experts():
+    model = tiny_model()
+    with torch.no_grad():
+        posterior = model(random_embeddings(), weights={"text": 2.0, "image": 0.5})
+        mu, logvar = product_of_experts(posterior.expert_mu, posterior.expert_logvar, posterior.weights)
+    torch.testing.assert_close(posterior.mu, mu)
+    assert posterior.weights[model.modalities.index("text")].eq(2.0).all()
+
+
+def test_raising_a_weight_raises_its_share():
+    model = tiny_model()
+    with torch.no_grad():
+        low = model(random_embeddings(), weights={"image": 0.5}).shares["image"]
+        high = model(random_embeddings(), weights={"image": 4.0}).shares["image"]
+    assert (high > low).all()
+
+
+def test_bad_inputs_raise():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="Unknown modalities"):
+        model({"smell": torch.zeros(1, 3)})
+    with pytest.raises(ValueError, match="at least one"):
+        model({})
+    with pytest.raises(ValueError, match="non-negative"):
+        model(random_embeddings(), weights={"text": -1.0})
+    with pytest.raises(ValueError, match="Unknown fusion"):
+        JointLatentModel(fusion="sum")
+
+
+def test_batch_and_single_agree():
+    model = tiny_model()
+    embeddings = random_embeddings()
+    with torch.no_grad():
+        batch = model(embeddings)
+        single = model({m: e[2:3] for m, e in embeddings.items()})
+    torch.testing.assert_close(batch.mu[2:3], single.mu)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = tiny_model("mopoe")
+    model.set_embedding_stats("image", torch.randn(50, DIMS["image"]) * 3 + 1)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "config.json").is_file()
+    assert list(tmp_path.glob("*.safetensors"))
+    loaded = JointLatentModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.fusion == "mopoe" and loaded.modalities == model.modalities
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(random_embeddings()).mu, model(random_embeddings()).mu)
+        z = torch.randn(2, 6)
+        torch.testing.assert_close(loaded.decode(z, "image"), model.decode(z, "image"))
+
+
+def test_objective_terms_are_finite_and_differentiable():
+    model = tiny_model().train()
+    embeddings = random_embeddings(batch=8)
+    present = torch.ones(3, 8)
+    present[0, :4] = 0  # half the items lack the first modality
+    embeddings[model.modalities[0]][:4] = 0
+    terms = joint_loss(model, embeddings, present, JointObjective(contrastive=0.5), torch.Generator().manual_seed(0))
+    assert {"loss", "elbo", "reconstruction", "kl", "cross_modal", "contrastive"} <= set(terms)
+    assert all(torch.isfinite(t) for t in terms.values())
+    terms["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def synthetic_modalities(count, seed):
+    """Three modalities made from one shared 4-d latent by fixed random nonlinear maps."""
+    generator = torch.Generator().manual_seed(seed)
+    shared = torch.randn(count, 4, generator=generator)
+    maps = torch.Generator().manual_seed(1234)
+    embeddings = {}
+    for modality, dim in DIMS.items():
+        matrix = torch.randn(4, dim, generator=maps)
+        noise = 0.05 * torch.randn(count, dim, generator=generator)
+        embeddings[modality] = 3 * torch.tanh(shared @ matrix / 2) + 1 + noise
+    return embeddings
+
+
+@pytest.mark.slow
+def test_training_makes_cross_modal_prediction_far_better_than_the_prior():
+    torch.manual_seed(0)
+    model = JointLatentModel(modality_dims=DIMS, latent_dim=8, hidden_dim=64)
+    train = synthetic_modalities(2000, seed=0)
+    present = (torch.rand(3, 2000, generator=torch.Generator().manual_seed(2)) < 0.7).float()
+    present[0, present.sum(0) == 0] = 1
+    train = {m: e * present[i, :, None] for i, (m, e) in enumerate(sorted(train.items()))}
+    losses = fit_joint_model(model, train, present, steps=300, batch_size=128)
+    assert sum(losses[-20:]) / 20 < 0.5 * sum(losses[:20]) / 20
+
+    test = synthetic_modalities(500, seed=1)
+    with torch.no_grad():
+        for source, target in [("text", "image"), ("image", "audio"), ("audio", "text")]:
+            posterior = model({source: test[source]})
+            predicted = model.decode(posterior.mu, target)
+            from_prior = model.decode(torch.zeros_like(posterior.mu), target)
+            error = (predicted - test[target]).square().mean()
+            prior_error = (from_prior - test[target]).square().mean()
+            assert error < 0.2 * prior_error, (source, target, error, prior_error)
+        # two inputs predict the third better than one
+        both = model({"text": test["text"], "image": test["image"]})
+        one = model({"text": test["text"]})
+        error_both = (model.decode(both.mu, "audio") - test["audio"]).square().mean()
+        error_one = (model.decode(one.mu, "audio") - test["audio"]).square().mean()
+        assert error_both < error_one
