@@ -1,0 +1,1 @@
+"""The Gradio app: page layout and handlers that call the ``core.Studio`` facade."""
