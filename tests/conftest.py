@@ -1,0 +1,40 @@
+"""Shared fixtures: the real packaged encoders and the embedded studio, each loaded once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Everything the tests load ships inside pip packages; never reach for the Hugging Face Hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def text_encoder():
+    from core.encoders.text import SentenceTextEncoder
+
+    return SentenceTextEncoder()
+
+
+@pytest.fixture(scope="session")
+def image_encoder():
+    from core.encoders.image import EfficientNetImageEncoder
+
+    return EfficientNetImageEncoder()
+
+
+@pytest.fixture(scope="session")
+def studio():
+    import core
+
+    return core.load_studio()
+
+
+@pytest.fixture(scope="session")
+def sklearn_images() -> Path:
+    """The folder holding scikit-learn's bundled ``china.jpg`` and ``flower.jpg``."""
+    import sklearn.datasets
+
+    return Path(sklearn.datasets.__file__).parent / "images"

@@ -1,0 +1,132 @@
+"""The vocoder's log-mel spectrogram, window cutting and waveform preparation, against known answers."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+
+from core.audio import (
+    HOP_LENGTH,
+    LOG_FLOOR,
+    N_MELS,
+    SAMPLE_RATE,
+    fit_length,
+    log_mel_spectrogram,
+    num_frames,
+    prepare_waveform,
+    split_windows,
+)
+
+
+def tone(frequency: float, seconds: float, rate: int = SAMPLE_RATE, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def peak_frequency(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples))
+    return float(np.fft.rfftfreq(samples.shape[0], 1 / rate)[np.argmax(spectrum)])
+
+
+# --- log-mel spectrogram --------------------------------------------------------------------
+
+
+def test_log_mel_shape():
+    samples = tone(440, 2.0)  # 44100 samples
+    mel = log_mel_spectrogram(samples)
+    assert mel.dtype == np.float32
+    assert mel.shape == (N_MELS, num_frames(samples.shape[0])) == (80, 172)
+
+
+@pytest.mark.parametrize("length", [1024, 5000, 22050, 44100])
+def test_num_frames_matches_the_spectrogram(length):
+    samples = np.random.default_rng(length).standard_normal(length).astype(np.float32)
+    assert log_mel_spectrogram(samples).shape[1] == num_frames(length) == 1 + (length - HOP_LENGTH) // HOP_LENGTH
+
+
+def test_silence_sits_at_the_log_floor():
+    mel = log_mel_spectrogram(np.zeros(SAMPLE_RATE, dtype=np.float32))
+    np.testing.assert_allclose(mel, np.log(LOG_FLOOR), rtol=1e-6)
+    assert np.log(LOG_FLOOR) == pytest.approx(-11.5129, abs=1e-4)
+
+
+def test_1khz_tone_peaks_in_the_1khz_band():
+    mel = log_mel_spectrogram(tone(1000, 2.0)).mean(axis=1)  # (80,)
+    centres = librosa.mel_frequencies(N_MELS + 2, fmin=0, fmax=8000)[1:-1]
+    expected_band = int(np.argmin(np.abs(centres - 1000)))
+    assert int(np.argmax(mel)) == expected_band
+    assert mel[expected_band] > mel.mean() + 5  # far above the rest, not a tie
+
+
+# --- fitting and windows --------------------------------------------------------------------
+
+
+def test_fit_length_pads_with_silence_at_the_end():
+    np.testing.assert_array_equal(fit_length(np.array([1.0, 2.0, 3.0]), 5), [1.0, 2.0, 3.0, 0.0, 0.0])
+
+
+def test_fit_length_trims_the_end():
+    np.testing.assert_array_equal(fit_length(np.array([1.0, 2.0, 3.0]), 2), [1.0, 2.0])
+    np.testing.assert_array_equal(fit_length(np.array([1.0, 2.0, 3.0]), 3), [1.0, 2.0, 3.0])
+
+
+def test_short_sound_gives_one_padded_window():
+    samples = np.arange(1, 101, dtype=np.float32)
+    windows = split_windows(samples, length=300, max_windows=8)
+    assert len(windows) == 1 and windows[0].shape == (300,)
+    np.testing.assert_array_equal(windows[0][:100], samples)
+    assert not windows[0][100:].any()
+
+
+def test_exact_length_gives_one_window():
+    samples = np.arange(300, dtype=np.float32)
+    (window,) = split_windows(samples, length=300, max_windows=8)
+    np.testing.assert_array_equal(window, samples)
+
+
+def test_long_sound_gives_evenly_spaced_windows():
+    samples = np.arange(1050, dtype=np.float32)  # 10.5 windows' worth → 11 windows
+    windows = split_windows(samples, length=100, max_windows=20)
+    assert len(windows) == 11
+    assert all(w.shape == (100,) for w in windows)
+    starts = np.array([int(w[0]) for w in windows])
+    assert starts[0] == 0 and windows[-1][-1] == samples[-1]  # first and last samples covered
+    assert set(np.diff(starts)) <= {95}  # linspace(0, 950, 11) steps by exactly 95
+    for start, window in zip(starts, windows, strict=True):
+        np.testing.assert_array_equal(window, samples[start : start + 100])  # contiguous slices
+
+
+def test_windows_are_capped_at_max_windows():
+    samples = np.arange(10_000, dtype=np.float32)
+    windows = split_windows(samples, length=100, max_windows=4)
+    starts = [int(w[0]) for w in windows]
+    assert starts == [0, 3300, 6600, 9900]  # spread over the whole sound, not its first 400 samples
+
+
+# --- waveform preparation -------------------------------------------------------------------
+
+
+def test_prepare_waveform_resamples_stereo_44k_to_mono_22k():
+    left, right = tone(440, 1.0, rate=44100), tone(440, 1.0, rate=44100, amplitude=0.25)
+    waveform = prepare_waveform((44100, np.stack([left, right], axis=1)))
+    assert waveform.dtype == np.float32 and waveform.shape == (SAMPLE_RATE,)
+    assert peak_frequency(waveform, SAMPLE_RATE) == pytest.approx(440, abs=1.0)
+    middle = waveform[1000:-1000]  # away from the resampler's edges
+    assert np.abs(middle).max() == pytest.approx(0.375, abs=0.01)  # (0.5 + 0.25) / 2
+
+
+def test_prepare_waveform_keeps_the_target_rate_untouched():
+    samples = tone(440, 0.5)
+    np.testing.assert_array_equal(prepare_waveform((SAMPLE_RATE, samples)), samples)
+
+
+def test_prepare_waveform_to_another_rate():
+    waveform = prepare_waveform((SAMPLE_RATE, tone(440, 1.0)), sample_rate=16000)
+    assert waveform.shape == (16000,)
+    assert peak_frequency(waveform, 16000) == pytest.approx(440, abs=1.0)
+
+
+def test_prepare_waveform_checks_its_input():
+    with pytest.raises(ValueError, match="silent"):
+        prepare_waveform((44100, np.zeros(44100, dtype=np.float32)))
