@@ -36,6 +36,10 @@ def load_image(image: ImageInput) -> Image.Image:
                 _check_image_size(opened.size)
                 opened.load()
                 image = opened.copy()
+        except Image.DecompressionBombError as error:
+            raise ValueError(
+                f"The image {name!r} is too large to open safely ({error}). Downscale it first."
+            ) from error
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
             raise ValueError(
                 f"Could not read {name!r} as an image ({error}). Use a PNG, JPEG, GIF, BMP or WebP file."
@@ -135,6 +139,8 @@ def to_mono_float(samples: np.ndarray) -> np.ndarray:
         samples = samples.astype(np.float64)
     elif samples.dtype.kind != "f":
         raise ValueError(f"Audio samples must be numbers, got dtype {samples.dtype}.")
+    if samples.size == 0:
+        return np.zeros(0, dtype=np.float32)
     if samples.ndim == 2:
         # Channels are the short axis: (N, C) from soundfile/gradio, or (C, N) from librosa.
         channel_axis = 1 if samples.shape[1] <= samples.shape[0] else 0

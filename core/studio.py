@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +68,7 @@ class Studio:
     @property
     def is_trained(self) -> bool:
         """Whether the joint model (and every trained encoder) was loaded from trained weights."""
-        parts = [self.joint, *[getattr(e, "network", None) for e in self.encoders.values()]]
-        return all(getattr(part, "is_trained", True) for part in parts if part is not None)
+        return all(getattr(part, "is_trained", True) for part in [self.joint, *self.encoders.values()])
 
     def embed(
         self, text: str | None = None, image: ImageInput | None = None, audio: AudioInput | None = None
@@ -126,7 +126,7 @@ class Studio:
             if value is None:
                 continue
             weight = weights.get(modality, 1.0)
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
                 raise ValueError(f"The {modality} weight must be a finite number, got {weight!r}.")
             if weight < 0:
                 raise ValueError(f"The {modality} weight must not be negative, got {weight}.")
@@ -150,12 +150,21 @@ class Studio:
         folder.mkdir(parents=True, exist_ok=True)
         spec = json.loads(json.dumps(self.spec))
         spec.update(preset=self.preset, weights_version=self.weights_version)
-        self.joint.save_pretrained(folder / spec["joint"]["subfolder"])
+        save_component(self.joint, folder / spec["joint"]["subfolder"])
         for modality, encoder in self.encoders.items():
             subfolder = spec["encoders"][modality].get("subfolder")
-            if subfolder and hasattr(encoder, "network"):
-                encoder.network.save_pretrained(folder / subfolder)
+            if subfolder:
+                save_component(encoder, folder / subfolder)
         (folder / "studio.json").write_text(json.dumps(spec, indent=2) + "\n")
+
+
+def save_component(model, folder: Path) -> None:
+    """``save_pretrained`` for a trained model; only its config for an untrained one, so that it
+    reloads as untrained (seeded) rather than passing for trained weights."""
+    if getattr(model, "is_trained", True):
+        model.save_pretrained(folder)
+    else:
+        model.save_config(folder)
 
 
 def resolve_preset(preset_or_path: str | Path) -> Path:

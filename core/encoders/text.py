@@ -12,9 +12,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from diffusers.configuration_utils import register_to_config
 from transformers import AutoModel, AutoTokenizer
 
-from .base import Encoder
+from .base import Encoder, PretrainedReference
 
 
 def packaged_minilm_path() -> str:
@@ -29,11 +30,15 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
-class SentenceTextEncoder(Encoder):
-    """Text → mean-pooled, normalised transformer embedding ``[B, hidden_size]``."""
+class SentenceTextEncoder(PretrainedReference, Encoder):
+    """Text → mean-pooled, normalised transformer embedding ``[B, hidden_size]``.
+
+    ``name_or_path`` is a folder or Hub name; ``None`` means the packaged all-MiniLM-L6-v2.
+    """
 
     modality = "text"
 
+    @register_to_config
     def __init__(self, name_or_path: str | None = None, max_length: int = 128, local_files_only: bool | None = None):
         super().__init__()
         path = name_or_path or packaged_minilm_path()

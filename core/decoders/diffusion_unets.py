@@ -1,0 +1,73 @@
+"""The two conditional UNets: image latents (16x16x4) and log-mel spectrograms (80 bands).
+
+Both are plain diffusers ``UNet2DConditionModel``s with small configurations for CPU; larger
+ones are the same call with other arguments. Noise schedules live apart, in schedulers that
+swap through ``from_config``.
+"""
+
+from __future__ import annotations
+
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UNet2DConditionModel
+
+SCHEDULERS = {"ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
+
+
+def build_image_unet(**overrides) -> UNet2DConditionModel:
+    """A small UNet on 4x16x16 autoencoder latents, cross-attending to condition tokens."""
+    config = dict(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(64, 128, 192),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        layers_per_block=1,
+        cross_attention_dim=256,
+        attention_head_dim=32,
+        norm_num_groups=32,
+    )
+    config.update(overrides)
+    return UNet2DConditionModel(**config)
+
+
+def build_mel_unet(**overrides) -> UNet2DConditionModel:
+    """A small UNet on one-channel log-mel images ``[1, 80, frames]`` (frames a multiple of 8);
+    attention only at the two coarsest resolutions, where the sequence is short."""
+    config = dict(
+        sample_size=(80, 176),
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(32, 64, 128, 128),
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        layers_per_block=1,
+        cross_attention_dim=256,
+        attention_head_dim=32,
+        norm_num_groups=32,
+    )
+    config.update(overrides)
+    return UNet2DConditionModel(**config)
+
+
+def build_scheduler(name: str = "dpm++", num_train_timesteps: int = 1000, prediction_type: str = "epsilon"):
+    """A noise scheduler by name (``"ddim"`` or ``"dpm++"``), with the training schedule shared by both."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
+    return SCHEDULERS[name](
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type=prediction_type,
+        clip_sample=False,
+    ) if name == "ddim" else SCHEDULERS[name](
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type=prediction_type,
+        algorithm_type="dpmsolver++",
+    )
+
+
+def swap_scheduler(scheduler, name: str):
+    """The same noise schedule under another sampler (``from_config``), e.g. DDIM ↔ DPM-Solver++."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
+    return SCHEDULERS[name].from_config(scheduler.config)

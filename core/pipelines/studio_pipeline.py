@@ -1,0 +1,333 @@
+"""The any-to-any pipeline: weighted text, image and sound in; images, sounds or captions out.
+
+    inputs ─ frozen encoders ─> experts ─ weighted PoE ─> z ─ embedding decoder ─> e_out
+    e_out ─ image latent diffusion + autoencoder ─> images
+          ─ log-mel diffusion + vocoder ─> sounds
+          ─ caption decoder ─> captions
+
+Every call returns its recipe: the inputs (text, and hashes of image and sound), weights,
+seed, steps, guidance, scheduler, preset and weights version. The same recipe replays to the
+same bytes on the same machine: all randomness comes from generators seeded from the recipe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+from PIL import Image
+
+from ..audio import HOP_LENGTH, SAMPLE_RATE, prepare_waveform
+from ..decoders.diffusion_unets import SCHEDULERS, swap_scheduler
+from ..decoders.image_autoencoder import decode_latents
+from ..decoders.vocoder import Vocoder
+from ..media import load_image
+
+OUTPUTS = ("image", "audio", "caption")
+INPUTS = ("text", "image", "audio")
+RECIPE_VERSION = 1
+
+StepCallback = Callable[[Any, int, int, dict[str, torch.Tensor]], dict[str, torch.Tensor] | None]
+
+
+@dataclass
+class StudioPipelineOutput(BaseOutput):
+    """What one call made.
+
+    Attributes:
+        outputs: PIL images, ``(sample_rate, float32 waveform)`` pairs, or caption strings.
+        recipe: a JSON-serialisable dict that replays this call.
+        shares: each given input's share of the fused posterior, and the prior's (``"prior"``).
+    """
+
+    outputs: list[Any]
+    recipe: dict[str, Any]
+    shares: dict[str, float] = field(default_factory=dict)
+
+
+def image_digest(image: Image.Image) -> str:
+    """SHA-256 of an RGB image's size and pixels (the same picture in any file format hashes alike)."""
+    digest = hashlib.sha256(f"{image.width}x{image.height}".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def audio_digest(waveform: np.ndarray) -> str:
+    """SHA-256 of a prepared (22050 Hz mono float32) waveform."""
+    return hashlib.sha256(np.ascontiguousarray(waveform, dtype=np.float32).tobytes()).hexdigest()
+
+
+class StudioPipeline(DiffusionPipeline):
+    """Frozen encoders, the joint latent model and the three decoders, behind one ``__call__``."""
+
+    _optional_components = [
+        "audio_encoder",
+        "image_vae",
+        "image_unet",
+        "image_condition",
+        "image_scheduler",
+        "audio_unet",
+        "audio_condition",
+        "audio_scheduler",
+        "caption_decoder",
+    ]
+
+    def __init__(
+        self,
+        text_encoder,
+        image_encoder,
+        audio_encoder,
+        joint,
+        image_vae,
+        image_unet,
+        image_condition,
+        image_scheduler,
+        audio_unet,
+        audio_condition,
+        audio_scheduler,
+        caption_decoder,
+        preset: str = "custom",
+        weights_version: str = "untrained",
+        vocoder: str = "auto",
+        mel_frames: int = 176,
+        mel_mean: float = -5.0,
+        mel_std: float = 2.5,
+        default_steps: dict | None = None,
+        default_guidance: dict | None = None,
+    ):
+        super().__init__()
+        self.register_modules(
+            text_encoder=text_encoder,
+            image_encoder=image_encoder,
+            audio_encoder=audio_encoder,
+            joint=joint,
+            image_vae=image_vae,
+            image_unet=image_unet,
+            image_condition=image_condition,
+            image_scheduler=image_scheduler,
+            audio_unet=audio_unet,
+            audio_condition=audio_condition,
+            audio_scheduler=audio_scheduler,
+            caption_decoder=caption_decoder,
+        )
+        self.register_to_config(
+            preset=preset,
+            weights_version=weights_version,
+            vocoder=vocoder,
+            mel_frames=mel_frames,
+            mel_mean=mel_mean,
+            mel_std=mel_std,
+            default_steps=default_steps or {"image": 25, "audio": 25, "caption": 1},
+            default_guidance=default_guidance or {"image": 3.0, "audio": 3.0, "caption": 1.0},
+        )
+        self._vocoder: Vocoder | None = None
+
+    # --- 1. checking --------------------------------------------------------------------------
+
+    def check_inputs(self, inputs: dict[str, Any], weights: dict[str, float], output: str, steps: int, guidance: float, num_outputs: int, scheduler: str | None) -> None:
+        """Raises a ``ValueError`` that says how to fix a bad request."""
+        if output not in OUTPUTS:
+            raise ValueError(f"Unknown output {output!r}; choose one of {OUTPUTS}.")
+        if not any(value is not None for value in inputs.values()):
+            raise ValueError("Give at least one input: text, an image or a sound.")
+        for modality, value in inputs.items():
+            if value is not None and self.encoder(modality) is None:
+                raise ValueError(f"This studio has no {modality} encoder; leave {modality} out.")
+        if output == "image" and self.image_unet is None or output == "audio" and self.audio_unet is None:
+            raise ValueError(f"This studio has no {output} decoder.")
+        if output == "caption" and self.caption_decoder is None:
+            raise ValueError("This studio has no caption decoder.")
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
+            raise ValueError(f"steps must be an integer from 1 to 1000, got {steps!r}.")
+        if not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or not 0 <= guidance <= 50:
+            raise ValueError(f"guidance must be a number from 0 to 50, got {guidance!r}.")
+        if not isinstance(num_outputs, int) or isinstance(num_outputs, bool) or not 1 <= num_outputs <= 16:
+            raise ValueError(f"num_outputs must be an integer from 1 to 16, got {num_outputs!r}.")
+        if scheduler is not None and scheduler not in SCHEDULERS:
+            raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {sorted(SCHEDULERS)}.")
+        for name, weight in weights.items():
+            if name not in INPUTS:
+                raise ValueError(f"Unknown weight name {name!r}; use {list(INPUTS)}.")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"The {name} weight must be a finite number >= 0, got {weight!r}.")
+        given = [m for m, v in inputs.items() if v is not None]
+        if all(weights.get(m, 1.0) == 0 for m in given):
+            raise ValueError("All weights are zero: raise the weight of at least one input.")
+
+    def encoder(self, modality: str):
+        return {"text": self.text_encoder, "image": self.image_encoder, "audio": self.audio_encoder}[modality]
+
+    # --- 2. encoding and fusing -----------------------------------------------------------
+
+    def prepare_inputs(self, text: str | None, image, audio) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Loads and checks the media once: ``(encoder inputs, recipe entries)``."""
+        prepared: dict[str, Any] = {"text": None, "image": None, "audio": None}
+        recipe: dict[str, Any] = {}
+        if text is not None:
+            if not isinstance(text, str):
+                raise ValueError(f"text must be a string, got {type(text).__name__}.")
+            if not text.strip():
+                raise ValueError("The text prompt is empty; type a few words or leave text out.")
+            prepared["text"], recipe["text"] = text, text
+        if image is not None:
+            prepared["image"] = load_image(image)
+            recipe["image_sha256"] = image_digest(prepared["image"])
+        if audio is not None:
+            waveform = prepare_waveform(audio)
+            prepared["audio"] = (SAMPLE_RATE, waveform)
+            recipe["audio_sha256"] = audio_digest(waveform)
+        return prepared, recipe
+
+    @torch.no_grad()
+    def fuse(self, inputs: dict[str, Any], weights: dict[str, float]):
+        """Encodes the given inputs and fuses them: the joint model's ``FusedPosterior`` (batch 1)."""
+        embeddings = {m: self.encoder(m).encode(v).to(self.device) for m, v in inputs.items() if v is not None}
+        given = {m: float(weights.get(m, 1.0)) for m in embeddings}
+        return self.joint(embeddings, given)
+
+    # --- 3. decoding ----------------------------------------------------------------------
+
+    def denoise(self, unet, projector, scheduler, embedding: torch.Tensor, shape: tuple[int, ...], steps: int, guidance: float, generators: list[torch.Generator], callback: StepCallback | None) -> torch.Tensor:
+        """Classifier-free-guided denoising of ``len(generators)`` samples of ``shape`` from noise."""
+        count = len(generators)
+        noise = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(self.device, unet.dtype)
+        latents = noise * scheduler.init_noise_sigma  # (N, C, H, W)
+        scheduler.set_timesteps(steps, device=self.device)
+        conditional = projector(embedding.expand(count, -1).to(unet.dtype))  # (N, K, C)
+        guided = guidance != 1.0
+        tokens = torch.cat([projector.null(count), conditional]) if guided else conditional
+        for index, timestep in enumerate(scheduler.timesteps):
+            model_input = torch.cat([latents, latents]) if guided else latents
+            model_input = scheduler.scale_model_input(model_input, timestep)
+            prediction = unet(model_input, timestep, encoder_hidden_states=tokens).sample
+            if guided:
+                unconditional, conditional_prediction = prediction.chunk(2)
+                prediction = unconditional + guidance * (conditional_prediction - unconditional)
+            latents = scheduler.step(prediction, timestep, latents).prev_sample
+            if callback is not None:
+                result = callback(self, index, int(timestep), {"latents": latents})
+                if result and "latents" in result:
+                    latents = result["latents"]
+        return latents
+
+    def decode_image(self, embedding, steps, guidance, generators, callback, scheduler_name) -> list[Image.Image]:
+        scheduler = self._scheduler(self.image_scheduler, scheduler_name)
+        channels, size = self.image_unet.config.in_channels, self.image_unet.config.sample_size
+        latents = self.denoise(self.image_unet, self.image_condition, scheduler, embedding, (channels, size, size), steps, guidance, generators, callback)
+        pixels = decode_latents(self.image_vae, latents)  # (N, 3, 64, 64) in [-1, 1]
+        array = ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return [Image.fromarray(item) for item in array]
+
+    def decode_audio(self, embedding, steps, guidance, generators, callback, scheduler_name) -> list[tuple[int, np.ndarray]]:
+        scheduler = self._scheduler(self.audio_scheduler, scheduler_name)
+        shape = (1, self.audio_unet.config.sample_size[0], self.config.mel_frames)
+        normalised = self.denoise(self.audio_unet, self.audio_condition, scheduler, embedding, shape, steps, guidance, generators, callback)
+        log_mel = normalised[:, 0].float() * self.config.mel_std + self.config.mel_mean  # (N, 80, T)
+        sample_rate, waves = self.vocoder(log_mel.clamp(min=math.log(1e-5), max=4.0))
+        return [(sample_rate, wave) for wave in waves]
+
+    def decode_caption(self, embedding, num_outputs, seed, method) -> list[str]:
+        embeddings = embedding.expand(num_outputs, -1)
+        if method == "sample":
+            return [self.caption_decoder.generate(embeddings[i : i + 1], method="sample", seed=seed + i)[0] for i in range(num_outputs)]
+        return self.caption_decoder.generate(embeddings, method=method)
+
+    @property
+    def vocoder(self) -> Vocoder:
+        if self._vocoder is None:
+            method = None if self.config.vocoder == "auto" else self.config.vocoder
+            self._vocoder = Vocoder(method=method)
+        return self._vocoder
+
+    @staticmethod
+    def _scheduler(scheduler, name: str | None):
+        # a fresh copy each call: schedulers keep per-call state (timesteps, solver history)
+        return swap_scheduler(scheduler, name) if name else type(scheduler).from_config(scheduler.config)
+
+    # --- the call -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        text: str | None = None,
+        image=None,
+        audio=None,
+        weights: dict[str, float] | None = None,
+        output: str = "image",
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        num_outputs: int = 1,
+        callback_on_step_end: StepCallback | None = None,
+        scheduler: str | None = None,
+        caption_method: str = "beam",
+    ) -> StudioPipelineOutput:
+        """Generates ``num_outputs`` images, sounds or captions from any weighted mix of inputs.
+
+        Args:
+            text, image, audio: the inputs (a string; a PIL image or path; ``(rate, array)`` or a path).
+            weights: modality → weight (default 1; 0 leaves an input out).
+            output: ``"image"``, ``"audio"`` or ``"caption"``.
+            num_inference_steps, guidance_scale: diffusion steps and classifier-free guidance
+                (defaults from the pipeline config).
+            generator, seed: the randomness; with a generator, a seed is drawn from it. Output
+                ``i`` uses seed ``seed + i``, so each variant replays on its own.
+            callback_on_step_end: ``f(pipeline, step, timestep, {"latents": ...})`` after each step.
+            scheduler: ``"ddim"`` or ``"dpm++"`` to swap the sampler; default: the trained one.
+            caption_method: ``"greedy"``, ``"beam"`` or ``"sample"``.
+        """
+        weights = dict(weights or {})
+        steps = num_inference_steps if num_inference_steps is not None else self.config.default_steps[output] if output in OUTPUTS else 1
+        guidance = guidance_scale if guidance_scale is not None else self.config.default_guidance.get(output, 1.0) if output in OUTPUTS else 1.0
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+        # 1. check inputs
+        self.check_inputs({"text": text, "image": image, "audio": audio}, weights, output, steps, guidance, num_outputs, scheduler)
+        if output == "caption" and caption_method not in ("greedy", "beam", "sample"):
+            raise ValueError(f"Unknown caption_method {caption_method!r}; choose greedy, beam or sample.")
+        # 2. load the media and fuse the inputs in the joint latent
+        inputs, recipe_inputs = self.prepare_inputs(text, image, audio)
+        posterior = self.fuse(inputs, weights)
+        # 3. predict the output modality's embedding from the fused posterior mean
+        target = {"image": "image", "audio": "audio", "caption": "text"}[output]
+        embedding = self.joint.decode(posterior.mu, target)  # (1, D)
+        # 4. decode to media
+        generators = [torch.Generator().manual_seed(seed + i) for i in range(num_outputs)]
+        if output == "image":
+            outputs = self.decode_image(embedding, steps, guidance, generators, callback_on_step_end, scheduler)
+        elif output == "audio":
+            outputs = self.decode_audio(embedding, steps, guidance, generators, callback_on_step_end, scheduler)
+        else:
+            outputs = self.decode_caption(embedding, num_outputs, seed, caption_method)
+        # 5. the recipe
+        given = [m for m in INPUTS if inputs[m] is not None]
+        recipe = {
+            "version": RECIPE_VERSION,
+            "output": output,
+            "inputs": recipe_inputs,
+            "weights": {m: float(weights.get(m, 1.0)) for m in given},
+            "seed": seed,
+            "steps": steps,
+            "guidance": float(guidance),
+            "num_outputs": num_outputs,
+            "scheduler": scheduler,
+            "caption_method": caption_method if output == "caption" else None,
+            "preset": self.config.preset,
+            "weights_version": self.config.weights_version,
+        }
+        shares = {m: float(posterior.shares[m][0]) for m in given}
+        shares["prior"] = float(posterior.prior_share[0])
+        return StudioPipelineOutput(outputs=outputs, recipe=recipe, shares=shares)
+
+
+def mel_frames_to_seconds(frames: int) -> float:
+    """Length in seconds of a waveform vocoded from ``frames`` mel frames."""
+    return frames * HOP_LENGTH / SAMPLE_RATE

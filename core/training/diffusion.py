@@ -1,0 +1,81 @@
+"""Training a conditional diffusion decoder (image latents or log-mels) on single-modality data.
+
+Each decoder learns ``p(x | e)`` from samples ``x`` and their own encoder's embedding ``e``;
+no pairs across modalities are needed. The condition is dropped with probability
+``drop_probability`` so the same network also learns the unconditional score that
+classifier-free guidance needs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..decoders.conditioning import EmbeddingProjector
+from .loop import StageConfig, StageResult, StageRunner
+
+
+def diffusion_loss(
+    unet,
+    projector: EmbeddingProjector,
+    scheduler,
+    samples: torch.Tensor,
+    embeddings: torch.Tensor,
+    drop_probability: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Denoising loss (DDPM, Ho et al. 2020, eq. 14) on clean ``samples [B, C, H, W]``."""
+    batch = samples.shape[0]
+    device = samples.device
+    noise = torch.randn(samples.shape, generator=generator, device=device)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator, device=device)
+    noisy = scheduler.add_noise(samples, noise, timesteps)
+    drop = torch.rand(batch, generator=generator, device=device) < drop_probability
+    tokens = projector(embeddings, drop)  # (B, K, C)
+    prediction = unet(noisy, timesteps, encoder_hidden_states=tokens).sample
+    if scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(samples, noise, timesteps)
+    else:
+        target = noise
+    return F.mse_loss(prediction, target)
+
+
+def train_diffusion_decoder(
+    unet,
+    projector: EmbeddingProjector,
+    scheduler,
+    samples: torch.Tensor,
+    embeddings: torch.Tensor,
+    config: StageConfig,
+    batch_size: int = 32,
+    learning_rate: float = 2e-4,
+    drop_probability: float = 0.1,
+) -> StageResult:
+    """Trains ``unet`` and ``projector`` on ``samples [N, C, H, W]`` with ``embeddings [N, D]``, resumably."""
+    if samples.shape[0] != embeddings.shape[0]:
+        raise ValueError(f"{samples.shape[0]} samples but {embeddings.shape[0]} embeddings.")
+    runner = StageRunner(config)
+    parameters = list(unet.parameters()) + list(projector.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=1e-4)
+    loader = DataLoader(
+        TensorDataset(samples, embeddings), batch_size=batch_size, shuffle=True, drop_last=len(samples) > batch_size,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    unet, projector, optimizer, loader = runner.prepare(unet, projector, optimizer, loader)
+    unet.train()
+    projector.train()
+
+    def step(batch, index: int) -> dict[str, float]:
+        x, e = batch
+        loss = diffusion_loss(unet, projector, scheduler, x, e, drop_probability)
+        optimizer.zero_grad(set_to_none=True)
+        runner.backward(loss)
+        runner.accelerator.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        return {"loss": loss.item()}
+
+    result = runner.run(loader, step)
+    unet.eval()
+    projector.eval()
+    return result

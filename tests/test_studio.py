@@ -1,0 +1,173 @@
+"""The Studio facade on the real embedded preset: weighted fusion of any inputs, loud errors, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import core
+from core.studio import Encoding
+
+pytestmark = pytest.mark.slow  # every test here uses the real embedded studio
+
+RATE = 22050
+
+
+def tone(frequency: float = 440.0, seconds: float = 1.0, rate: int = RATE) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def china(sklearn_images):
+    return sklearn_images / "china.jpg"
+
+
+def assert_shares_are_a_split(encoding: Encoding, inputs: set[str]) -> None:
+    assert set(encoding.shares) == inputs
+    for share in [*encoding.shares.values(), encoding.prior_share]:
+        assert 0.0 <= share <= 1.0
+    assert sum(encoding.shares.values()) + encoding.prior_share == pytest.approx(1.0, abs=1e-4)
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def test_load_studio_offline(studio):
+    assert set(studio.encoders) == {"text", "image", "audio"}
+    assert {m: e.embed_dim for m, e in studio.encoders.items()} == {"text": 384, "image": 1280, "audio": 384}
+    assert studio.preset == "embedded"
+    assert studio.device.type == "cpu"
+
+
+def test_untrained_preset_says_so(studio):
+    assert studio.is_trained is False
+
+
+def test_load_time_is_recorded(studio):
+    assert isinstance(studio.load_seconds, float)
+    assert 0.0 < studio.load_seconds < 120.0
+
+
+# --- encoding -------------------------------------------------------------------------------
+
+
+def test_text_only(studio):
+    encoding = studio.encode(text="a cat on a roof")
+    assert encoding.mu.shape == encoding.logvar.shape == (64,)
+    assert np.isfinite(encoding.mu).all() and np.isfinite(encoding.logvar).all()
+    assert encoding.weights == {"text": 1.0}
+    assert_shares_are_a_split(encoding, {"text"})
+
+
+@pytest.mark.parametrize("as_pil", [True, False], ids=["PIL", "path"])
+def test_image_only(studio, china, as_pil):
+    image = Image.open(china) if as_pil else str(china)
+    encoding = studio.encode(image=image)
+    assert_shares_are_a_split(encoding, {"image"})
+
+
+def test_image_pil_and_path_agree(studio, china):
+    np.testing.assert_allclose(studio.encode(image=Image.open(china)).mu, studio.encode(image=china).mu, atol=1e-6)
+
+
+def test_audio_only(studio):
+    encoding = studio.encode(audio=(44100, np.stack([tone(rate=44100)] * 2, axis=1)))
+    assert_shares_are_a_split(encoding, {"audio"})
+
+
+def test_all_three_with_weights(studio, china):
+    weights = {"text": 2.0, "image": 0.5, "audio": 1}
+    encoding = studio.encode(text="a palace at dusk", image=china, audio=(RATE, tone()), weights=weights)
+    assert_shares_are_a_split(encoding, {"text", "image", "audio"})
+    assert encoding.weights == weights
+    assert sum(encoding.relative_shares.values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_more_weight_means_more_share(studio, china):
+    low = studio.encode(text="a palace", image=china, weights={"text": 1.0})
+    high = studio.encode(text="a palace", image=china, weights={"text": 3.0})
+    assert high.shares["text"] > low.shares["text"]
+    assert high.shares["image"] < low.shares["image"]
+
+
+def test_weight_zero_equals_leaving_the_input_out(studio, china):
+    without = studio.encode(text="a palace", audio=(RATE, tone()))
+    zero = studio.encode(text="a palace", image=china, audio=(RATE, tone()), weights={"image": 0})
+    np.testing.assert_array_equal(zero.mu, without.mu)
+    np.testing.assert_array_equal(zero.logvar, without.logvar)
+    assert zero.shares["image"] == 0.0
+
+
+def test_weights_of_missing_inputs_are_ignored(studio):
+    plain = studio.encode(text="a palace")
+    weighted = studio.encode(text="a palace", weights={"image": 5.0, "audio": 0.0})
+    np.testing.assert_array_equal(weighted.mu, plain.mu)
+    assert weighted.weights == {"text": 1.0}
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({}, "at least one input"),
+        ({"weights": {"text": 1.0}}, "at least one input"),
+        ({"text": ""}, "empty"),
+        ({"text": "   \n\t"}, "empty"),
+        ({"text": 42}, "string"),
+        ({"text": "a cat", "weights": {"text": -1.0}}, "negative"),
+        ({"text": "a cat", "weights": {"text": float("nan")}}, "finite"),
+        ({"text": "a cat", "weights": {"text": float("inf")}}, "finite"),
+        ({"text": "a cat", "weights": {"text": True}}, "finite number"),
+        ({"text": "a cat", "weights": {"text": "1"}}, "finite number"),
+        ({"text": "a cat", "weights": {"text": 0}}, "All weights are zero"),
+        ({"text": "a cat", "audio": (RATE, tone()), "weights": {"text": 0, "audio": 0.0}}, "All weights are zero"),
+        ({"text": "a cat", "weights": {"colour": 1.0}}, "Unknown weight names"),
+        ({"audio": (RATE, np.zeros(RATE, dtype=np.float32))}, "silent"),
+        ({"audio": (RATE, np.full(RATE, np.nan, dtype=np.float32))}, "NaN"),
+        ({"image": b"definitely not an image"}, "as an image"),
+    ],
+    ids=[
+        "no-input", "weights-only", "empty-text", "whitespace-text", "non-string-text", "negative-weight",
+        "nan-weight", "inf-weight", "bool-weight", "string-weight", "only-weight-zero", "all-weights-zero",
+        "unknown-weight", "silent-audio", "nan-audio", "corrupt-image",
+    ],
+)
+def test_bad_input_raises(studio, inputs, message):
+    with pytest.raises(ValueError, match=message):
+        studio.encode(**inputs)
+
+
+def test_unknown_preset_raises():
+    with pytest.raises(ValueError, match="neither a preset"):
+        core.load_studio("no-such-preset")
+
+
+# --- save and load --------------------------------------------------------------------------
+
+
+def test_save_and_load_round_trip(studio, china, tmp_path):
+    studio.save_pretrained(tmp_path)
+    assert (tmp_path / "studio.json").is_file()
+    # untrained parts are saved as their config alone and rebuilt from the same seed
+    assert (tmp_path / "joint" / "config.json").is_file()
+    assert (tmp_path / "sound_encoder" / "config.json").is_file()
+    assert not list(tmp_path.rglob("*.bin")) and not list(tmp_path.rglob("*.pt"))
+
+    reloaded = core.load_studio(tmp_path)
+    assert reloaded.weights_version == studio.weights_version
+    inputs = {"text": "a palace", "image": china, "audio": (RATE, tone()), "weights": {"audio": 2.0}}
+    expected, actual = studio.encode(**inputs), reloaded.encode(**inputs)
+    # Equal up to float rounding: safetensors hands back 8-byte-aligned weights, so the CPU matmul
+    # may take another SIMD path than for freshly allocated ones (differences of ~1e-7 seen).
+    np.testing.assert_allclose(actual.mu, expected.mu, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(actual.logvar, expected.logvar, atol=1e-5, rtol=0)
+    assert actual.shares == pytest.approx(expected.shares, abs=1e-6)
+
+
+def test_untrained_studio_stays_untrained_after_a_round_trip(studio, tmp_path):
+    studio.save_pretrained(tmp_path)
+    assert core.load_studio(tmp_path).is_trained is False
