@@ -1,8 +1,8 @@
-"""Fusion Studio's core: encoders, the joint latent model, retrieval and the ``Studio`` facade.
+"""Fusion Studio's core: encoders, the joint latent model, decoders, the pipeline and the ``Studio`` facade.
 
 This package never imports gradio.
 """
 
-from .studio import Encoding, Studio, load_studio
+from .studio import Encoding, Generation, Studio, load_studio
 
-__all__ = ["Encoding", "Studio", "load_studio"]
+__all__ = ["Encoding", "Generation", "Studio", "load_studio"]

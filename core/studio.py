@@ -1,16 +1,18 @@
 """The facade that the UI and the API call: plain Python in and out, no tensors.
 
-``load_studio`` builds a ``Studio`` from a preset name (a folder under ``assets/``) or from
-any folder holding a ``studio.json``; ``Studio.encode`` fuses any weighted mix of text, image
-and sound into the joint latent and reports each input's share.
+``load_studio`` builds a ``Studio`` from a preset name (a folder under ``assets/``) or any
+saved studio folder. The studio fuses any weighted mix of text, image and sound in the joint
+latent (``encode``), generates images, sounds and captions from it (``generate``, ``caption``),
+replays recipes byte for byte (``replay``), searches a gallery (``search``) and morphs between
+two mixes (``interpolate``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .encoders import Encoder, build_encoder, load_or_init
-from .fusion.joint import FusedPosterior, JointLatentModel
+from .audio import SAMPLE_RATE
 from .media import AudioInput, ImageInput
+from .pipelines.studio_pipeline import INPUTS, OUTPUTS, StudioPipeline, audio_digest, image_digest
+from .retrieval import LatentIndex, SearchHit
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 PRESETS = ("embedded",)
-INPUTS = ("text", "image", "audio")
+MEDIA_CACHE_SIZE = 64  # recent images and sounds kept so their recipes replay without re-upload
 
 
 @dataclass
@@ -52,42 +55,53 @@ class Encoding:
 
 
 @dataclass
-class Studio:
-    """Encoders for each modality and the joint latent model of one preset."""
+class Generation:
+    """What a call made: ``outputs`` (PIL images, ``(sample_rate, float32 array)`` pairs or
+    strings), the JSON-serialisable ``recipe`` that replays it, and each input's ``shares``."""
 
-    encoders: dict[str, Encoder]
-    joint: JointLatentModel
-    preset: str = "embedded"
-    weights_version: str = "untrained"
-    spec: dict[str, Any] = field(default_factory=dict)
+    outputs: list[Any]
+    recipe: dict[str, Any]
+    shares: dict[str, float] = field(default_factory=dict)
+
+
+class Studio:
+    """One preset's pipeline behind a small API of plain values."""
+
+    def __init__(self, pipeline: StudioPipeline):
+        self.pipeline = pipeline
+        self.gallery = LatentIndex()
+        self.gallery_items: dict[str, dict[str, Any]] = {}
+        self._media: OrderedDict[str, Any] = OrderedDict()
+        self.load_seconds = float("nan")
+
+    # --- what this studio is ----------------------------------------------------------------
+
+    @property
+    def preset(self) -> str:
+        return self.pipeline.config.preset
+
+    @property
+    def weights_version(self) -> str:
+        return self.pipeline.config.weights_version
+
+    @property
+    def encoders(self) -> dict[str, Any]:
+        return {m: self.pipeline.encoder(m) for m in INPUTS if self.pipeline.encoder(m) is not None}
+
+    @property
+    def joint(self):
+        return self.pipeline.joint
 
     @property
     def device(self) -> torch.device:
-        return self.joint.device
+        return self.pipeline.joint.device
 
     @property
     def is_trained(self) -> bool:
-        """Whether the joint model (and every trained encoder) was loaded from trained weights."""
-        return all(getattr(part, "is_trained", True) for part in [self.joint, *self.encoders.values()])
+        """Whether every learned part was loaded from trained weights."""
+        return self.pipeline.is_trained
 
-    def embed(
-        self, text: str | None = None, image: ImageInput | None = None, audio: AudioInput | None = None
-    ) -> dict[str, torch.Tensor]:
-        """Frozen-encoder embeddings ``[1, D_m]`` of the given inputs (checked, see ``encode``)."""
-        given = {m: v for m, v in zip(INPUTS, (text, image, audio), strict=True) if v is not None}
-        if not given:
-            raise ValueError("Give at least one input: text, an image or a sound.")
-        if "text" in given:
-            if not isinstance(text, str):
-                raise ValueError(f"text must be a string, got {type(text).__name__}.")
-            if not text.strip():
-                raise ValueError("The text prompt is empty; type a few words or leave text out.")
-        embeddings = {}
-        for modality, value in given.items():
-            if modality not in self.encoders:
-                raise ValueError(f"The {self.preset!r} preset has no {modality} encoder.")
-            embeddings[modality] = self.encoders[modality].encode(value)
-        return embeddings
+    # --- fusing -----------------------------------------------------------------------------
 
     def encode(
         self,
@@ -109,100 +123,270 @@ class Studio:
             ValueError: no input, an empty prompt, an unreadable image, silent or non-finite
                 sound, negative or non-finite weights, or all weights zero.
         """
-        given_weights = self._check_weights(weights, text=text, image=image, audio=audio)
-        embeddings = self.embed(text=text, image=image, audio=audio)
-        with torch.no_grad():
-            posterior = self.joint({m: e.to(self.device) for m, e in embeddings.items()}, given_weights)
-        return self._to_encoding(posterior, given_weights)
-
-    @staticmethod
-    def _check_weights(weights: dict[str, float] | None, **inputs: Any) -> dict[str, float]:
-        weights = dict(weights or {})
-        unknown = set(weights) - set(INPUTS)
-        if unknown:
-            raise ValueError(f"Unknown weight names {sorted(unknown)}; use {list(INPUTS)}.")
-        given = {}
-        for modality, value in inputs.items():
-            if value is None:
-                continue
-            weight = weights.get(modality, 1.0)
-            if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
-                raise ValueError(f"The {modality} weight must be a finite number, got {weight!r}.")
-            if weight < 0:
-                raise ValueError(f"The {modality} weight must not be negative, got {weight}.")
-            given[modality] = float(weight)
-        if given and all(w == 0 for w in given.values()):
-            raise ValueError("All weights are zero: raise the weight of at least one input.")
-        return given
-
-    def _to_encoding(self, posterior: FusedPosterior, weights: dict[str, float]) -> Encoding:
+        given_weights = check_weights(weights, text=text, image=image, audio=audio)
+        inputs, _ = self.pipeline.prepare_inputs(text, image, audio)
+        posterior = self.pipeline.fuse(inputs, given_weights)
         return Encoding(
             mu=posterior.mu[0].float().cpu().numpy(),
             logvar=posterior.logvar[0].float().cpu().numpy(),
-            shares={m: float(posterior.shares[m][0]) for m in weights},
+            shares={m: float(posterior.shares[m][0]) for m in given_weights},
             prior_share=float(posterior.prior_share[0]),
-            weights=weights,
+            weights=given_weights,
         )
 
+    # --- generating -------------------------------------------------------------------------
+
+    def generate(
+        self,
+        output: str,
+        text: str | None = None,
+        image: ImageInput | None = None,
+        audio: AudioInput | None = None,
+        weights: dict[str, float] | None = None,
+        seed: int = 0,
+        steps: int | None = None,
+        guidance: float | None = None,
+        num: int = 1,
+        scheduler: str | None = None,
+        caption_method: str = "beam",
+        on_step=None,
+    ) -> Generation:
+        """Makes ``num`` images, sounds or captions (``output``) from any weighted mix of inputs.
+
+        ``seed`` fixes everything random: variant ``i`` uses ``seed + i``. ``steps`` and
+        ``guidance`` default to the preset's. ``on_step(step, total)`` is called after each
+        denoising step (for progress and live previews). Raises ``ValueError`` on bad input.
+        """
+        check_seed(seed)
+        check_weights(weights, text=text, image=image, audio=audio)
+        callback = None
+        if on_step is not None:
+            total = self.pipeline.resolve_defaults(output, steps, guidance)[0]
+
+            def callback(pipeline, index, timestep, tensors):
+                on_step(index + 1, total)
+                return tensors
+
+        result = self.pipeline(
+            text=text, image=image, audio=audio, weights=weights, output=output,
+            num_inference_steps=steps, guidance_scale=guidance, seed=seed, num_outputs=num,
+            scheduler=scheduler, caption_method=caption_method, callback_on_step_end=callback,
+        )
+        self._remember(image=image, audio=audio)
+        recipe = {"kind": "generate", **result.recipe}
+        return Generation(outputs=result.outputs, recipe=recipe, shares=result.shares)
+
+    def caption(
+        self,
+        image: ImageInput | None = None,
+        audio: AudioInput | None = None,
+        weights: dict[str, float] | None = None,
+        method: str = "beam",
+        num: int = 1,
+        seed: int = 0,
+    ) -> Generation:
+        """Describes an image, a sound or both in words."""
+        if image is None and audio is None:
+            raise ValueError("Give an image or a sound to describe.")
+        return self.generate("caption", image=image, audio=audio, weights=weights, num=num, seed=seed, caption_method=method)
+
+    def replay(self, recipe: dict[str, Any], image: ImageInput | None = None, audio: AudioInput | None = None) -> Generation:
+        """Runs a recipe again: the same recipe gives the same output bytes on the same machine.
+
+        A recipe holds only hashes of its image and sound: pass them again (they are checked
+        against the hashes), or let the studio find them among the media it has seen recently.
+        """
+        if not isinstance(recipe, dict) or recipe.get("kind", "generate") not in ("generate", "interpolate"):
+            raise ValueError("Not a studio recipe: expected a dict with kind 'generate' or 'interpolate'.")
+        if recipe.get("kind") == "interpolate":
+            return self.interpolate(
+                recipe["mix_a"], recipe["mix_b"], n=recipe["n"], output=recipe["output"], seed=recipe["seed"],
+                steps=recipe["steps"], guidance=recipe["guidance"],
+            )
+        try:
+            inputs = recipe["inputs"]
+            image = self._recall("image", inputs.get("image_sha256"), image)
+            audio = self._recall("audio", inputs.get("audio_sha256"), audio)
+            return self.generate(
+                recipe["output"], text=inputs.get("text"), image=image, audio=audio, weights=recipe["weights"],
+                seed=recipe["seed"], steps=recipe["steps"], guidance=recipe["guidance"], num=recipe["num_outputs"],
+                scheduler=recipe.get("scheduler"), caption_method=recipe.get("caption_method") or "beam",
+            )
+        except KeyError as error:
+            raise ValueError(f"The recipe lacks {error}; it may come from another version of the studio.") from error
+
+    def interpolate(
+        self,
+        mix_a: dict[str, Any],
+        mix_b: dict[str, Any],
+        n: int = 5,
+        output: str = "image",
+        seed: int = 0,
+        steps: int | None = None,
+        guidance: float | None = None,
+    ) -> Generation:
+        """``n`` outputs along the spherical interpolation between two mixes' fused latents.
+
+        A mix is a dict of ``text`` / ``image`` / ``audio`` / ``weights``. Every step uses the
+        same seed, so only the latent moves.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= 16:
+            raise ValueError(f"n must be an integer from 2 to 16, got {n!r}.")
+        if output not in OUTPUTS:
+            raise ValueError(f"Unknown output {output!r}; choose one of {OUTPUTS}.")
+        check_seed(seed)
+        ends, recipes = [], []
+        for mix in (mix_a, mix_b):
+            unknown = set(mix) - {"text", "image", "audio", "weights"}
+            if unknown:
+                raise ValueError(f"A mix takes text, image, audio and weights; got {sorted(unknown)}.")
+            encoding = self.encode(**mix)
+            ends.append(torch.from_numpy(encoding.mu))
+            _, recipe_inputs = self.pipeline.prepare_inputs(mix.get("text"), mix.get("image"), mix.get("audio"))
+            recipes.append({"inputs": recipe_inputs, "weights": encoding.weights})
+            self._remember(image=mix.get("image"), audio=mix.get("audio"))
+        steps, guidance = self.pipeline.resolve_defaults(output, steps, guidance)
+        self.pipeline.check_inputs({"text": "x"}, {}, output, steps, guidance, 1, None)
+        fractions = torch.linspace(0, 1, n)
+        z = torch.stack([slerp(ends[0], ends[1], float(t)) for t in fractions])  # (n, Z)
+        outputs = []
+        for row in z:  # the same seed for every frame: only the latent changes
+            outputs += self.pipeline.decode_latents(row[None], output, steps, guidance, seed)
+        recipe = {
+            "kind": "interpolate", "output": output, "mix_a": _mix_for_recipe(mix_a), "mix_b": _mix_for_recipe(mix_b),
+            "inputs_a": recipes[0], "inputs_b": recipes[1], "n": n, "seed": seed, "steps": steps,
+            "guidance": float(guidance), "preset": self.preset, "weights_version": self.weights_version,
+        }
+        return Generation(outputs=outputs, recipe=recipe)
+
+    # --- search -----------------------------------------------------------------------------
+
+    def add_to_gallery(self, key: str, text: str | None = None, image: ImageInput | None = None, audio: AudioInput | None = None) -> None:
+        """Indexes one item of the gallery by the fused posterior of what it holds."""
+        if not key:
+            raise ValueError("A gallery item needs a non-empty key.")
+        encoding = self.encode(text=text, image=image, audio=audio)
+        self.gallery.add([key], torch.from_numpy(encoding.mu)[None], torch.from_numpy(encoding.logvar)[None])
+        self.gallery_items[key] = {"text": text, "image": image, "audio": audio}
+
+    def search(
+        self,
+        text: str | None = None,
+        image: ImageInput | None = None,
+        audio: AudioInput | None = None,
+        weights: dict[str, float] | None = None,
+        k: int = 8,
+    ) -> list[SearchHit]:
+        """The ``k`` gallery items nearest to any weighted mix of inputs, best first."""
+        if len(self.gallery) == 0:
+            raise ValueError("The gallery is empty: add items with add_to_gallery first.")
+        encoding = self.encode(text=text, image=image, audio=audio, weights=weights)
+        mu, logvar = torch.from_numpy(encoding.mu)[None], torch.from_numpy(encoding.logvar)[None]
+        return self.gallery.search(mu, logvar, k=k)[0]
+
+    # --- saving -----------------------------------------------------------------------------
+
     def save_pretrained(self, folder: str | Path) -> None:
-        """Writes ``studio.json`` and every trained component (config + safetensors) to ``folder``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        spec = json.loads(json.dumps(self.spec))
-        spec.update(preset=self.preset, weights_version=self.weights_version)
-        save_component(self.joint, folder / spec["joint"]["subfolder"])
-        for modality, encoder in self.encoders.items():
-            subfolder = spec["encoders"][modality].get("subfolder")
-            if subfolder:
-                save_component(encoder, folder / subfolder)
-        (folder / "studio.json").write_text(json.dumps(spec, indent=2) + "\n")
+        """Writes the whole studio to ``folder`` (see ``StudioPipeline.save_pretrained``)."""
+        self.pipeline.save_pretrained(folder)
+
+    # --- media seen, for replay ----------------------------------------------------------------
+
+    def _remember(self, image=None, audio=None) -> None:
+        inputs, recipe = self.pipeline.prepare_inputs(None, image, audio)
+        for modality, key in (("image", "image_sha256"), ("audio", "audio_sha256")):
+            if key in recipe:
+                self._media[recipe[key]] = inputs[modality]
+                self._media.move_to_end(recipe[key])
+        while len(self._media) > MEDIA_CACHE_SIZE:
+            self._media.popitem(last=False)
+
+    def _recall(self, modality: str, digest: str | None, given):
+        if digest is None:
+            if given is not None:
+                raise ValueError(f"This recipe used no {modality}; leave {modality} out.")
+            return None
+        if given is None:
+            if digest not in self._media:
+                raise ValueError(
+                    f"This recipe used a{'n' if modality == 'image' else ''} {modality} "
+                    f"(sha256 {digest[:12]}...) that this studio has not seen; pass it as {modality}=."
+                )
+            return self._media[digest]
+        inputs, recipe = self.pipeline.prepare_inputs(None, given if modality == "image" else None, given if modality == "audio" else None)
+        if recipe[f"{modality}_sha256"] != digest:
+            raise ValueError(f"The {modality} given is not the one this recipe used (its hash differs).")
+        return inputs[modality]
 
 
-def save_component(model, folder: Path) -> None:
-    """``save_pretrained`` for a trained model; only its config for an untrained one, so that it
-    reloads as untrained (seeded) rather than passing for trained weights."""
-    if getattr(model, "is_trained", True):
-        model.save_pretrained(folder)
-    else:
-        model.save_config(folder)
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation (Shoemake 1985) between latents, linear when they are nearly parallel."""
+    cosine = torch.dot(a, b) / (a.norm() * b.norm()).clamp(min=1e-12)
+    angle = torch.arccos(cosine.clamp(-1, 1))
+    if angle.abs() < 1e-4:
+        return (1 - t) * a + t * b
+    return (torch.sin((1 - t) * angle) * a + torch.sin(t * angle) * b) / torch.sin(angle)
+
+
+def _mix_for_recipe(mix: dict[str, Any]) -> dict[str, Any]:
+    # text and weights travel in the recipe; media are replayed from the studio's memory
+    return {k: v for k, v in mix.items() if k in ("text", "weights")} | {
+        k: None for k in ("image", "audio") if mix.get(k) is not None
+    }
+
+
+def check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31 - 16:
+        raise ValueError(f"seed must be an integer from 0 to 2**31 - 17, got {seed!r}.")
+
+
+def check_weights(weights: dict[str, float] | None, **inputs: Any) -> dict[str, float]:
+    """Checks the weights of the given inputs; returns modality → float for each given input."""
+    weights = dict(weights or {})
+    unknown = set(weights) - set(INPUTS)
+    if unknown:
+        raise ValueError(f"Unknown weight names {sorted(unknown)}; use {list(INPUTS)}.")
+    given = {}
+    for modality, value in inputs.items():
+        if value is None:
+            continue
+        weight = weights.get(modality, 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
+            raise ValueError(f"The {modality} weight must be a finite number, got {weight!r}.")
+        if weight < 0:
+            raise ValueError(f"The {modality} weight must not be negative, got {weight}.")
+        given[modality] = float(weight)
+    if not given:
+        raise ValueError("Give at least one input: text, an image or a sound.")
+    if all(w == 0 for w in given.values()):
+        raise ValueError("All weights are zero: raise the weight of at least one input.")
+    return given
 
 
 def resolve_preset(preset_or_path: str | Path) -> Path:
-    """A preset name (``"embedded"``) or a folder with a ``studio.json`` → that folder."""
+    """A preset name (``"embedded"``) or a saved studio folder → that folder."""
     if str(preset_or_path) in PRESETS:
         return ASSETS / str(preset_or_path)
     folder = Path(preset_or_path)
-    if (folder / "studio.json").is_file():
+    if (folder / "model_index.json").is_file():
         return folder
     raise ValueError(
-        f"{str(preset_or_path)!r} is neither a preset ({', '.join(PRESETS)}) nor a folder with a studio.json."
+        f"{str(preset_or_path)!r} is neither a preset ({', '.join(PRESETS)}) nor a saved studio folder "
+        "(one with a model_index.json)."
     )
 
 
 def load_studio(preset_or_path: str | Path = "embedded", device: str | torch.device = "cpu") -> Studio:
     """Builds the studio of a preset or a saved folder, on ``device``, with no network needed.
 
-    Components whose folder has only a config (no weights yet) start from a seeded random
+    Parts whose folder holds only a config (no weights yet) start from a seeded random
     initialisation; ``Studio.is_trained`` tells.
     """
     start = time.perf_counter()
     folder = resolve_preset(preset_or_path)
-    spec = json.loads((folder / "studio.json").read_text())
-    encoders = {m: build_encoder(s, folder).to(device) for m, s in spec["encoders"].items()}
-    joint_spec = spec["joint"]
-    joint = load_or_init(JointLatentModel, folder / joint_spec["subfolder"], seed=joint_spec.get("seed", 0))
-    studio = Studio(
-        encoders=encoders,
-        joint=joint.to(device),
-        preset=spec.get("preset", folder.name),
-        weights_version=spec.get("weights_version", "unknown"),
-        spec=spec,
-    )
-    for modality, encoder in encoders.items():
-        if modality in joint.modalities and encoder.embed_dim != joint.config.modality_dims[modality]:
-            raise ValueError(
-                f"The {modality} encoder gives {encoder.embed_dim}-d embeddings but the joint model "
-                f"expects {joint.config.modality_dims[modality]}; the preset's configs disagree."
-            )
+    studio = Studio(StudioPipeline.from_pretrained(folder, device=device))
     studio.load_seconds = time.perf_counter() - start
     return studio
+
+
+__all__ = ["Encoding", "Generation", "Studio", "load_studio", "SAMPLE_RATE", "audio_digest", "image_digest"]

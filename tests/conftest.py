@@ -38,3 +38,12 @@ def sklearn_images() -> Path:
     import sklearn.datasets
 
     return Path(sklearn.datasets.__file__).parent / "images"
+
+
+@pytest.fixture(scope="session")
+def tiny_studio(text_encoder, image_encoder):
+    """A studio of tiny untrained decoders around the real packaged encoders (seconds per call)."""
+    from core import Studio
+    from core.pipelines.build import build_studio_pipeline
+
+    return Studio(build_studio_pipeline("tiny", text_encoder, image_encoder, preset="tiny"))

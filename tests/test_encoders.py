@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from core.audio import SAMPLE_RATE
-from core.encoders import build_encoder, has_weights, load_or_init
 from core.encoders.audio import SoundEncoder
+from core.pipelines.build import load_component
 
 PALACE_LIKE = {"palace", "monastery", "castle", "bell cote"}
 
@@ -227,22 +227,22 @@ def test_silence_raises(sound_encoder):
 
 def test_sound_save_and_load_round_trip(sound_encoder, tmp_path):
     sound_encoder.save_pretrained(tmp_path)
-    assert has_weights(tmp_path) and (tmp_path / "config.json").is_file()
+    assert list(tmp_path.glob("*.safetensors")) and (tmp_path / "config.json").is_file()
     loaded = SoundEncoder.from_pretrained(tmp_path)
     assert list(loaded.config.block_channels) == [4, 8]  # the config travels with the weights
     sound = (SAMPLE_RATE, chirp(3.0))
     assert torch.equal(loaded.encode(sound), sound_encoder.encode(sound))
 
 
-# --- load_or_init and the factory -----------------------------------------------------------
+# --- untrained parts: config only, rebuilt from a seed --------------------------------------
 
 
-def test_load_or_init_from_a_config_only_folder_is_seeded(tmp_path):
+def test_config_only_folder_loads_seeded_and_untrained(tmp_path):
     tiny_sound_encoder().save_config(tmp_path)
-    assert not has_weights(tmp_path)
-    first = load_or_init(SoundEncoder, tmp_path, seed=3)
-    second = load_or_init(SoundEncoder, tmp_path, seed=3)
-    other = load_or_init(SoundEncoder, tmp_path, seed=4)
+    assert not list(tmp_path.glob("*.safetensors"))
+    first = load_component(SoundEncoder, tmp_path, seed=3)
+    second = load_component(SoundEncoder, tmp_path, seed=3)
+    other = load_component(SoundEncoder, tmp_path, seed=4)
     assert first.is_trained is False and second.is_trained is False
     assert first.config.embed_dim == 16
     for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
@@ -250,34 +250,21 @@ def test_load_or_init_from_a_config_only_folder_is_seeded(tmp_path):
     assert not torch.equal(first.network.project.weight, other.network.project.weight)
 
 
-def test_load_or_init_leaves_the_global_random_state_alone(tmp_path):
+def test_loading_leaves_the_global_random_state_alone(tmp_path):
     tiny_sound_encoder().save_config(tmp_path)
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    load_or_init(SoundEncoder, tmp_path)
+    load_component(SoundEncoder, tmp_path, seed=0)
     torch.testing.assert_close(torch.rand(3), expected, atol=0, rtol=0)
 
 
-def test_load_or_init_with_weights_is_trained(tmp_path):
-    network = tiny_sound_encoder(seed=7)
-    network.save_pretrained(tmp_path)
-    loaded = load_or_init(SoundEncoder, tmp_path)
-    assert loaded.is_trained is True and not loaded.training
-    assert torch.equal(loaded.network.project.weight, network.network.project.weight)
-
-
-def test_build_encoder_sound_cnn_from_a_config_only_folder(tmp_path):
-    tiny_sound_encoder().save_config(tmp_path / "sound")
-    encoder = build_encoder({"family": "sound-cnn", "subfolder": "sound", "seed": 0}, tmp_path)
-    assert isinstance(encoder, SoundEncoder) and encoder.embed_dim == 16
-    assert encoder.is_trained is False
-
-
-@pytest.mark.parametrize("spec", [{"family": "wav2vec"}, {}, {"family": None}])
-def test_build_encoder_unknown_family_raises(spec, tmp_path):
-    with pytest.raises(ValueError, match="Unknown encoder family.*sound-cnn"):
-        build_encoder(spec, tmp_path)
+def test_folder_with_weights_loads_trained(tmp_path):
+    encoder = tiny_sound_encoder(seed=7)
+    encoder.save_pretrained(tmp_path)
+    loaded = load_component(SoundEncoder, tmp_path, seed=0)
+    assert getattr(loaded, "is_trained", True) is True and not loaded.training
+    assert torch.equal(loaded.network.project.weight, encoder.network.project.weight)
 
 
 @pytest.mark.slow

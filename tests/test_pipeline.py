@@ -1,0 +1,190 @@
+"""The any-to-any pipeline and the facade: outputs, recipes, replay, schedulers, errors, round trip."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.audio import HOP_LENGTH, SAMPLE_RATE
+from core.decoders.vocoder import Vocoder
+
+pytestmark = pytest.mark.slow
+STEPS = 2
+
+
+def tone(seconds=1.0, rate=SAMPLE_RATE, frequency=330.0):
+    return (0.3 * np.sin(2 * np.pi * frequency * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+
+
+def same(a, b) -> bool:
+    """Byte equality of two outputs (images, sounds or captions)."""
+    if isinstance(a, Image.Image):
+        return a.tobytes() == b.tobytes() and a.size == b.size
+    if isinstance(a, tuple):
+        return a[0] == b[0] and a[1].tobytes() == b[1].tobytes()
+    return a == b
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fast_vocoder(tiny_studio):
+    # the packaged HiFi-GAN takes seconds to load; the tiny studio's sounds are noise anyway
+    tiny_studio.pipeline._vocoder = Vocoder(method="griffin-lim", griffin_lim_iters=4)
+
+
+def test_text_to_image(tiny_studio):
+    result = tiny_studio.generate("image", text="a red bird", steps=STEPS, num=2)
+    assert len(result.outputs) == 2
+    for picture in result.outputs:
+        assert isinstance(picture, Image.Image) and picture.mode == "RGB" and picture.size == (64, 64)
+    assert not same(result.outputs[0], result.outputs[1])  # variants differ
+    assert result.shares["text"] > 0 and result.shares["text"] + result.shares["prior"] == pytest.approx(1, abs=1e-5)
+
+
+def test_image_to_audio(tiny_studio):
+    picture = Image.new("RGBA", (30, 90), (0, 200, 0, 100))
+    result = tiny_studio.generate("audio", image=picture, steps=STEPS)
+    rate, wave = result.outputs[0]
+    assert rate == SAMPLE_RATE and wave.dtype == np.float32 and wave.ndim == 1
+    assert wave.shape[0] == tiny_studio.pipeline.config.mel_frames * HOP_LENGTH
+    assert np.isfinite(wave).all() and np.abs(wave).max() <= 1.0
+
+
+def test_captions_from_image_and_sound(tiny_studio):
+    for method in ("greedy", "beam", "sample"):
+        result = tiny_studio.caption(image=Image.new("L", (7, 300), 40), audio=(8000, tone(0.5, 8000)), method=method)
+        assert isinstance(result.outputs[0], str)
+    with pytest.raises(ValueError, match="image or a sound"):
+        tiny_studio.caption()
+
+
+def test_the_recipe_is_json_and_complete(tiny_studio):
+    result = tiny_studio.generate(
+        "image", text="a cat", image=Image.new("RGB", (10, 10), "red"), audio=(SAMPLE_RATE, tone()),
+        weights={"text": 2.0, "image": 0.5}, seed=7, steps=STEPS, guidance=2.0,
+    )
+    recipe = json.loads(json.dumps(result.recipe))
+    assert recipe["inputs"]["text"] == "a cat"
+    assert len(recipe["inputs"]["image_sha256"]) == 64 and len(recipe["inputs"]["audio_sha256"]) == 64
+    assert recipe["weights"] == {"text": 2.0, "image": 0.5, "audio": 1.0}
+    assert (recipe["seed"], recipe["steps"], recipe["guidance"]) == (7, STEPS, 2.0)
+    assert recipe["preset"] == "tiny" and recipe["weights_version"] == "untrained"
+
+
+@pytest.mark.parametrize("output", ["image", "audio", "caption"])
+def test_replay_is_byte_identical_and_seeds_differ(tiny_studio, output):
+    picture = Image.new("RGB", (40, 40), (30, 60, 200))
+    sound = (16000, tone(1.5, 16000))
+    kwargs = dict(text="a violin", image=picture, audio=sound, seed=11, steps=STEPS, caption_method="sample")
+    first = tiny_studio.generate(output, **kwargs)
+    again = tiny_studio.replay(json.loads(json.dumps(first.recipe)))  # media recalled by hash
+    assert all(same(a, b) for a, b in zip(first.outputs, again.outputs, strict=True))
+    passed = tiny_studio.replay(first.recipe, image=picture, audio=sound)  # media passed again
+    assert all(same(a, b) for a, b in zip(first.outputs, passed.outputs, strict=True))
+    if output != "caption":  # captions of an untrained decoder may coincide
+        other = tiny_studio.generate(output, **{**kwargs, "seed": 12})
+        assert not same(first.outputs[0], other.outputs[0])
+
+
+def test_replay_refuses_other_or_unknown_media(tiny_studio):
+    result = tiny_studio.generate("image", image=Image.new("RGB", (8, 8), "blue"), steps=STEPS)
+    with pytest.raises(ValueError, match="not the one"):
+        tiny_studio.replay(result.recipe, image=Image.new("RGB", (8, 8), "green"))
+    recipe = json.loads(json.dumps(result.recipe))
+    recipe["inputs"]["image_sha256"] = "0" * 64
+    with pytest.raises(ValueError, match="has not seen"):
+        tiny_studio.replay(recipe)
+    with pytest.raises(ValueError, match="recipe"):
+        tiny_studio.replay({"kind": "something"})
+
+
+def test_schedulers_swap_and_the_callback_sees_every_step(tiny_studio):
+    seen = []
+    ddim = tiny_studio.generate("image", text="a boat", steps=3, scheduler="ddim", on_step=lambda i, n: seen.append((i, n)))
+    dpm = tiny_studio.generate("image", text="a boat", steps=3, scheduler="dpm++")
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert not same(ddim.outputs[0], dpm.outputs[0])
+    assert ddim.recipe["scheduler"] == "ddim"
+
+
+def test_guidance_changes_the_output(tiny_studio):
+    plain = tiny_studio.generate("image", text="a house", steps=STEPS, guidance=1.0)
+    guided = tiny_studio.generate("image", text="a house", steps=STEPS, guidance=5.0)
+    assert not same(plain.outputs[0], guided.outputs[0])
+
+
+def test_interpolate_morphs_between_two_mixes_and_replays(tiny_studio):
+    result = tiny_studio.interpolate({"text": "a cat"}, {"text": "a drum", "weights": {"text": 2.0}}, n=3, output="image", steps=STEPS)
+    assert len(result.outputs) == 3
+    assert not same(result.outputs[0], result.outputs[2])
+    again = tiny_studio.replay(json.loads(json.dumps(result.recipe)))
+    assert all(same(a, b) for a, b in zip(result.outputs, again.outputs, strict=True))
+    with pytest.raises(ValueError, match="n must be"):
+        tiny_studio.interpolate({"text": "a"}, {"text": "b"}, n=1)
+
+
+def test_search_finds_a_planted_match(tiny_studio):
+    for key, text in [("cat", "a small cat"), ("truck", "a red fire truck"), ("sea", "waves on the sea")]:
+        tiny_studio.add_to_gallery(key, text=text)
+    hits = tiny_studio.search(text="a red fire truck", k=2)
+    assert hits[0].key == "truck" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert len(hits) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "at least one input"),
+        ({"text": "a cat", "weights": {"text": 0.0}}, "zero"),
+        ({"text": "a cat", "weights": {"text": -1.0}}, "negative"),
+        ({"text": "a cat", "weights": {"text": float("nan")}}, "finite"),
+        ({"text": "a cat", "weights": {"smell": 1.0}}, "Unknown weight"),
+        ({"text": "   "}, "empty"),
+        ({"audio": (SAMPLE_RATE, np.zeros(1000))}, "silent"),
+        ({"audio": (SAMPLE_RATE, np.full(1000, np.nan))}, "NaN"),
+        ({"image": b"not an image"}, "as an image"),
+        ({"text": "a cat", "steps": 0}, "steps"),
+        ({"text": "a cat", "guidance": float("inf")}, "guidance"),
+        ({"text": "a cat", "num": 0}, "num_outputs"),
+        ({"text": "a cat", "seed": -1}, "seed"),
+        ({"text": "a cat", "scheduler": "euler"}, "scheduler"),
+    ],
+)
+def test_bad_requests_raise_value_errors(tiny_studio, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_studio.generate("image", **kwargs)
+
+
+def test_unknown_output_raises(tiny_studio):
+    with pytest.raises(ValueError, match="Unknown output"):
+        tiny_studio.generate("video", text="a cat")
+
+
+def test_whole_studio_round_trips_through_a_folder(tiny_studio, tmp_path):
+    from core import load_studio
+
+    tiny_studio.save_pretrained(tmp_path)
+    assert (tmp_path / "model_index.json").is_file()
+    assert not list(tmp_path.rglob("*.bin")) and not list(tmp_path.rglob("*.pth"))
+    reloaded = load_studio(tmp_path)
+    reloaded.pipeline._vocoder = tiny_studio.pipeline._vocoder
+    assert reloaded.is_trained is False and reloaded.preset == "tiny"
+    for output in ("image", "audio", "caption"):
+        a = tiny_studio.generate(output, text="a bell", seed=3, steps=STEPS)
+        b = reloaded.generate(output, text="a bell", seed=3, steps=STEPS)
+        assert same(a.outputs[0], b.outputs[0]), output
+
+
+def test_trained_parts_save_weights_and_reload_as_trained(tiny_studio, tmp_path):
+    from core import load_studio
+
+    joint = tiny_studio.pipeline.joint
+    joint.is_trained = True
+    try:
+        tiny_studio.save_pretrained(tmp_path)
+    finally:
+        joint.is_trained = False
+    assert list((tmp_path / "joint").glob("*.safetensors"))
+    assert not list((tmp_path / "image_unet").glob("*.safetensors"))  # still untrained: config only
+    reloaded = load_studio(tmp_path)
+    assert getattr(reloaded.pipeline.joint, "is_trained", True) and not reloaded.is_trained
