@@ -155,7 +155,7 @@ def run_benchmark(studio, batches: tuple[int, ...], runs: int, steps: int | None
         forwards = image_steps * 2  # classifier-free guidance doubles the batch
         unet_seconds_gflop = unet_gflop(pipeline.image_unet, 2 * batch, tokens) * image_steps
         for name, case in cases.items():
-            seconds, memory, times = median_seconds(lambda case=case: case(batch), runs, device)
+            seconds, memory, times = median_seconds(lambda case=case, batch=batch: case(batch), runs, device)
             row = {"case": name, "batch": batch, "median_s": seconds, "per_item_s": seconds / batch, "peak_mib": memory, "times_s": times}
             if name in ("text_to_image", "mixed_to_image"):
                 row["vs_plain_loop"] = seconds / plain_seconds
