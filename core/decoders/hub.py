@@ -105,7 +105,7 @@ class UnclipImageDecoder:
         image_embeds: torch.Tensor,
         num_inference_steps: int,
         guidance_scale: float,
-        generator: torch.Generator | None,
+        generator: torch.Generator | list[torch.Generator] | None,
         callback_on_step_end: StepCallback | None = None,
         noise_level: int = 0,
     ) -> list[Image.Image]:
@@ -164,7 +164,7 @@ class AudioLDMSoundDecoder:
         prompt_embeds: torch.Tensor,
         num_inference_steps: int,
         guidance_scale: float,
-        generator: torch.Generator | None,
+        generator: torch.Generator | list[torch.Generator] | None,
         audio_length_in_s: float | None = None,
         callback_on_step_end: StepCallback | None = None,
     ) -> list[tuple[int, np.ndarray]]:

@@ -186,6 +186,10 @@ def load_studio_pipeline(folder: str | Path, device: str | torch.device = "cpu",
 
 
 def _import_class(library: str, class_name: str):
-    if not (library == "diffusers" or library == "transformers" or library.startswith("core.")):
-        raise ValueError(f"Refusing to import {library}.{class_name}: components come from diffusers, transformers or core.")
-    return getattr(importlib.import_module(library), class_name)
+    if library in ("diffusers", "transformers") or library.startswith("core."):
+        return getattr(importlib.import_module(library), class_name)
+    import diffusers
+
+    if hasattr(diffusers, class_name):  # a diffusers pipeline, recorded under its pipeline folder's name
+        return getattr(diffusers, class_name)
+    raise ValueError(f"Refusing to import {library}.{class_name}: components come from diffusers, transformers or core.")

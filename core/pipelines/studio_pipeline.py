@@ -26,6 +26,7 @@ from PIL import Image
 
 from ..audio import HOP_LENGTH, SAMPLE_RATE, prepare_waveform
 from ..decoders.diffusion_unets import SCHEDULERS, swap_scheduler
+from ..decoders.hub import AudioLDMSoundDecoder, UnclipImageDecoder
 from ..decoders.image_autoencoder import decode_latents
 from ..decoders.vocoder import Vocoder
 from ..media import load_image
@@ -71,6 +72,7 @@ class StudioPipeline(DiffusionPipeline):
         "text_encoder", "image_encoder", "audio_encoder", "joint",
         "image_vae", "image_unet", "image_condition", "image_scheduler",
         "audio_unet", "audio_condition", "audio_scheduler", "caption_decoder",
+        "image_hub_decoder", "audio_hub_decoder",
     )
     _optional_components = [
         "audio_encoder",
@@ -82,6 +84,8 @@ class StudioPipeline(DiffusionPipeline):
         "audio_condition",
         "audio_scheduler",
         "caption_decoder",
+        "image_hub_decoder",
+        "audio_hub_decoder",
     ]
 
     def __init__(
@@ -98,6 +102,8 @@ class StudioPipeline(DiffusionPipeline):
         audio_condition,
         audio_scheduler,
         caption_decoder,
+        image_hub_decoder=None,
+        audio_hub_decoder=None,
         preset: str = "custom",
         weights_version: str = "untrained",
         vocoder: str = "auto",
@@ -121,6 +127,8 @@ class StudioPipeline(DiffusionPipeline):
             audio_condition=audio_condition,
             audio_scheduler=audio_scheduler,
             caption_decoder=caption_decoder,
+            image_hub_decoder=image_hub_decoder,
+            audio_hub_decoder=audio_hub_decoder,
         )
         self.register_to_config(
             preset=preset,
@@ -163,8 +171,10 @@ class StudioPipeline(DiffusionPipeline):
         for modality, value in inputs.items():
             if value is not None and self.encoder(modality) is None:
                 raise ValueError(f"This studio has no {modality} encoder; leave {modality} out.")
-        if output == "image" and self.image_unet is None or output == "audio" and self.audio_unet is None:
-            raise ValueError(f"This studio has no {output} decoder.")
+        if output == "image" and self.image_unet is None and self.image_hub_decoder is None:
+            raise ValueError("This studio has no image decoder.")
+        if output == "audio" and self.audio_unet is None and self.audio_hub_decoder is None:
+            raise ValueError("This studio has no sound decoder.")
         if output == "caption" and self.caption_decoder is None:
             raise ValueError("This studio has no caption decoder.")
         if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
@@ -250,6 +260,9 @@ class StudioPipeline(DiffusionPipeline):
         return latents
 
     def decode_image(self, embeddings, steps, guidance, generators, callback, scheduler_name) -> list[Image.Image]:
+        if self.image_hub_decoder is not None:  # Stable unCLIP, fed the predicted image embedding
+            decoder = UnclipImageDecoder(self.image_hub_decoder)
+            return decoder(embeddings, steps, guidance, generators, callback_on_step_end=callback)
         scheduler = self._scheduler(self.image_scheduler, scheduler_name)
         channels, size = self.image_unet.config.in_channels, self.image_unet.config.sample_size
         latents = self.denoise(self.image_unet, self.image_condition, scheduler, embeddings, (channels, size, size), steps, guidance, generators, callback)
@@ -258,6 +271,9 @@ class StudioPipeline(DiffusionPipeline):
         return [Image.fromarray(item) for item in array]
 
     def decode_audio(self, embeddings, steps, guidance, generators, callback, scheduler_name) -> list[tuple[int, np.ndarray]]:
+        if self.audio_hub_decoder is not None:  # AudioLDM, fed the predicted CLAP embedding
+            decoder = AudioLDMSoundDecoder(self.audio_hub_decoder)
+            return decoder(embeddings, steps, guidance, generators, callback_on_step_end=callback)
         scheduler = self._scheduler(self.audio_scheduler, scheduler_name)
         shape = (1, self.audio_unet.config.sample_size[0], self.config.mel_frames)
         normalised = self.denoise(self.audio_unet, self.audio_condition, scheduler, embeddings, shape, steps, guidance, generators, callback)
