@@ -188,3 +188,13 @@ def test_trained_parts_save_weights_and_reload_as_trained(tiny_studio, tmp_path)
     assert not list((tmp_path / "image_unet").glob("*.safetensors"))  # still untrained: config only
     reloaded = load_studio(tmp_path)
     assert getattr(reloaded.pipeline.joint, "is_trained", True) and not reloaded.is_trained
+
+
+def test_the_pipeline_takes_a_generator_instead_of_a_seed(tiny_studio):
+    import torch
+
+    pipeline = tiny_studio.pipeline
+    first = pipeline(text="a lamp", output="image", num_inference_steps=STEPS, generator=torch.Generator().manual_seed(5))
+    second = pipeline(text="a lamp", output="image", num_inference_steps=STEPS, generator=torch.Generator().manual_seed(5))
+    assert first.recipe["seed"] == second.recipe["seed"]
+    assert same(first.outputs[0], second.outputs[0])
