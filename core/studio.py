@@ -9,7 +9,6 @@ two mixes (``interpolate``).
 
 from __future__ import annotations
 
-import math
 import numbers
 import time
 from collections import OrderedDict
@@ -22,7 +21,14 @@ import torch
 
 from .audio import SAMPLE_RATE
 from .media import AudioInput, ImageInput
-from .pipelines.studio_pipeline import INPUTS, OUTPUTS, StudioPipeline, audio_digest, image_digest
+from .pipelines.studio_pipeline import (
+    INPUTS,
+    OUTPUTS,
+    StudioPipeline,
+    audio_digest,
+    check_weights,
+    image_digest,
+)
 from .retrieval import LatentIndex, SearchHit
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -338,29 +344,6 @@ def _mix_for_recipe(mix: dict[str, Any]) -> dict[str, Any]:
 def check_seed(seed: Any) -> None:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**31 - 16:
         raise ValueError(f"seed must be an integer from 0 to 2**31 - 17, got {seed!r}.")
-
-
-def check_weights(weights: dict[str, float] | None, **inputs: Any) -> dict[str, float]:
-    """Checks the weights of the given inputs; returns modality → float for each given input."""
-    weights = dict(weights or {})
-    unknown = set(weights) - set(INPUTS)
-    if unknown:
-        raise ValueError(f"Unknown weight names {sorted(unknown)}; use {list(INPUTS)}.")
-    given = {}
-    for modality, value in inputs.items():
-        if value is None:
-            continue
-        weight = weights.get(modality, 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
-            raise ValueError(f"The {modality} weight must be a finite number, got {weight!r}.")
-        if weight < 0:
-            raise ValueError(f"The {modality} weight must not be negative, got {weight}.")
-        given[modality] = float(weight)
-    if not given:
-        raise ValueError("Give at least one input: text, an image or a sound.")
-    if all(w == 0 for w in given.values()):
-        raise ValueError("All weights are zero: raise the weight of at least one input.")
-    return given
 
 
 def resolve_preset(preset_or_path: str | Path) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,29 @@ def image_digest(image: Image.Image) -> str:
 def audio_digest(waveform: np.ndarray) -> str:
     """SHA-256 of a prepared (22050 Hz mono float32) waveform."""
     return hashlib.sha256(np.ascontiguousarray(waveform, dtype=np.float32).tobytes()).hexdigest()
+
+
+def check_weights(weights: dict[str, float] | None, **inputs: Any) -> dict[str, float]:
+    """Checks the weights of the given inputs; returns modality → float for each given input."""
+    weights = dict(weights or {})
+    unknown = set(weights) - set(INPUTS)
+    if unknown:
+        raise ValueError(f"Unknown weight names {sorted(unknown)}; use {list(INPUTS)}.")
+    given = {}
+    for modality, value in inputs.items():
+        if value is None:
+            continue
+        weight = weights.get(modality, 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight):
+            raise ValueError(f"The {modality} weight must be a finite number, got {weight!r}.")
+        if weight < 0:
+            raise ValueError(f"The {modality} weight must not be negative, got {weight}.")
+        given[modality] = float(weight)
+    if not given:
+        raise ValueError("Give at least one input: text, an image or a sound.")
+    if all(w == 0 for w in given.values()):
+        raise ValueError("All weights are zero: raise the weight of at least one input.")
+    return given
 
 
 class StudioPipeline(DiffusionPipeline):
@@ -185,14 +209,7 @@ class StudioPipeline(DiffusionPipeline):
             raise ValueError(f"num_outputs must be an integer from 1 to 16, got {num_outputs!r}.")
         if scheduler is not None and scheduler not in SCHEDULERS:
             raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {sorted(SCHEDULERS)}.")
-        for name, weight in weights.items():
-            if name not in INPUTS:
-                raise ValueError(f"Unknown weight name {name!r}; use {list(INPUTS)}.")
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-                raise ValueError(f"The {name} weight must be a finite number >= 0, got {weight!r}.")
-        given = [m for m, v in inputs.items() if v is not None]
-        if all(weights.get(m, 1.0) == 0 for m in given):
-            raise ValueError("All weights are zero: raise the weight of at least one input.")
+        check_weights(weights, **inputs)
 
     def resolve_defaults(self, output: str, steps: int | None, guidance: float | None) -> tuple[int, float]:
         """Steps and guidance as given, else the pipeline's defaults for ``output``."""
