@@ -173,12 +173,14 @@ class Studio:
                 on_step(index + 1, total)
                 return tensors
 
+        # load and check the media once; the pipeline takes them as they are
+        prepared, recipe_inputs = self.pipeline.prepare_inputs(text, image, audio)
         result = self.pipeline(
-            text=text, image=image, audio=audio, weights=weights, output=output,
+            text=text, image=prepared["image"], audio=prepared["audio"], weights=weights, output=output,
             num_inference_steps=steps, guidance_scale=guidance, seed=seed, num_outputs=num,
             scheduler=scheduler, caption_method=caption_method, callback_on_step_end=callback,
         )
-        self._remember(image=image, audio=audio)
+        self._remember(prepared, recipe_inputs)
         recipe = {"kind": "generate", **result.recipe}
         return Generation(outputs=result.outputs, recipe=recipe, shares=result.shares)
 
@@ -204,12 +206,13 @@ class Studio:
         """
         if not isinstance(recipe, dict) or recipe.get("kind", "generate") not in ("generate", "interpolate"):
             raise ValueError("Not a studio recipe: expected a dict with kind 'generate' or 'interpolate'.")
-        if recipe.get("kind") == "interpolate":
-            return self.interpolate(
-                recipe["mix_a"], recipe["mix_b"], n=recipe["n"], output=recipe["output"], seed=recipe["seed"],
-                steps=recipe["steps"], guidance=recipe["guidance"],
-            )
         try:
+            if recipe.get("kind") == "interpolate":
+                mix_a, mix_b = (self._mix_from_recipe(recipe[end]) for end in ("mix_a", "mix_b"))
+                return self.interpolate(
+                    mix_a, mix_b, n=recipe["n"], output=recipe["output"], seed=recipe["seed"],
+                    steps=recipe["steps"], guidance=recipe["guidance"],
+                )
             inputs = recipe["inputs"]
             image = self._recall("image", inputs.get("image_sha256"), image)
             audio = self._recall("audio", inputs.get("audio_sha256"), audio)
@@ -246,11 +249,11 @@ class Studio:
             unknown = set(mix) - {"text", "image", "audio", "weights"}
             if unknown:
                 raise ValueError(f"A mix takes text, image, audio and weights; got {sorted(unknown)}.")
-            encoding = self.encode(**mix)
+            prepared, recipe_inputs = self.pipeline.prepare_inputs(mix.get("text"), mix.get("image"), mix.get("audio"))
+            encoding = self.encode(text=prepared["text"], image=prepared["image"], audio=prepared["audio"], weights=mix.get("weights"))
             ends.append(torch.from_numpy(encoding.mu))
-            _, recipe_inputs = self.pipeline.prepare_inputs(mix.get("text"), mix.get("image"), mix.get("audio"))
             recipes.append({"inputs": recipe_inputs, "weights": encoding.weights})
-            self._remember(image=mix.get("image"), audio=mix.get("audio"))
+            self._remember(prepared, recipe_inputs)
         steps, guidance = self.pipeline.resolve_defaults(output, steps, guidance)
         self.pipeline.check_inputs({"text": "x"}, {}, output, steps, guidance, 1, None)
         fractions = torch.linspace(0, 1, n)
@@ -259,8 +262,7 @@ class Studio:
         for row in z:  # the same seed for every frame: only the latent changes
             outputs += self.pipeline.decode_latents(row[None], output, steps, guidance, seed)
         recipe = {
-            "kind": "interpolate", "output": output, "mix_a": _mix_for_recipe(mix_a), "mix_b": _mix_for_recipe(mix_b),
-            "inputs_a": recipes[0], "inputs_b": recipes[1], "n": n, "seed": seed, "steps": steps,
+            "kind": "interpolate", "output": output, "mix_a": recipes[0], "mix_b": recipes[1], "n": n, "seed": seed, "steps": steps,
             "guidance": float(guidance), "preset": self.preset, "weights_version": self.weights_version,
         }
         return Generation(outputs=outputs, recipe=recipe)
@@ -298,14 +300,24 @@ class Studio:
 
     # --- media seen, for replay ----------------------------------------------------------------
 
-    def _remember(self, image=None, audio=None) -> None:
-        inputs, recipe = self.pipeline.prepare_inputs(None, image, audio)
+    def _remember(self, inputs: dict[str, Any], recipe: dict[str, Any]) -> None:
+        """Keeps prepared media by their recipe hashes (the newest ``MEDIA_CACHE_SIZE``)."""
         for modality, key in (("image", "image_sha256"), ("audio", "audio_sha256")):
             if key in recipe:
                 self._media[recipe[key]] = inputs[modality]
                 self._media.move_to_end(recipe[key])
         while len(self._media) > MEDIA_CACHE_SIZE:
             self._media.popitem(last=False)
+
+    def _mix_from_recipe(self, mix: dict[str, Any]) -> dict[str, Any]:
+        """A mix of an interpolation recipe, its media recalled by hash."""
+        inputs = mix["inputs"]
+        return {
+            "text": inputs.get("text"),
+            "image": self._recall("image", inputs.get("image_sha256"), None),
+            "audio": self._recall("audio", inputs.get("audio_sha256"), None),
+            "weights": mix["weights"],
+        }
 
     def _recall(self, modality: str, digest: str | None, given):
         if digest is None:
@@ -332,13 +344,6 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     if angle.abs() < 1e-4:
         return (1 - t) * a + t * b
     return (torch.sin((1 - t) * angle) * a + torch.sin(t * angle) * b) / torch.sin(angle)
-
-
-def _mix_for_recipe(mix: dict[str, Any]) -> dict[str, Any]:
-    # text and weights travel in the recipe; media are replayed from the studio's memory
-    return {k: v for k, v in mix.items() if k in ("text", "weights")} | {
-        k: None for k in ("image", "audio") if mix.get(k) is not None
-    }
 
 
 def check_seed(seed: Any) -> None:

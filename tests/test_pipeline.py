@@ -114,7 +114,9 @@ def test_guidance_changes_the_output(tiny_studio):
 
 
 def test_interpolate_morphs_between_two_mixes_and_replays(tiny_studio):
-    result = tiny_studio.interpolate({"text": "a cat"}, {"text": "a drum", "weights": {"text": 2.0}}, n=3, output="image", steps=STEPS)
+    picture = Image.new("RGB", (20, 20), (250, 200, 0))
+    mix_b = {"text": "a drum", "image": picture, "weights": {"text": 2.0, "image": 0.5}}
+    result = tiny_studio.interpolate({"text": "a cat"}, mix_b, n=3, output="image", steps=STEPS)
     assert len(result.outputs) == 3
     assert not same(result.outputs[0], result.outputs[2])
     again = tiny_studio.replay(json.loads(json.dumps(result.recipe)))
