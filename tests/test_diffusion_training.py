@@ -64,3 +64,25 @@ def test_schedulers_swap_through_from_config():
     assert dpm.config.prediction_type == "v_prediction" and dpm.config.num_train_timesteps == 1000
     with pytest.raises(ValueError, match="Unknown scheduler"):
         swap_scheduler(ddim, "euler")
+
+
+def test_the_sound_decoder_trains_on_log_mels():
+    from core.decoders.diffusion_unets import build_mel_unet
+
+    torch.manual_seed(0)
+    unet = build_mel_unet(
+        sample_size=(80, 16), block_out_channels=(8, 16), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16, attention_head_dim=8, norm_num_groups=8,
+    )
+    projector = EmbeddingProjector(embed_dim=6, num_tokens=2, token_dim=16)
+    mels = torch.randn(4, 1, 80, 16)  # normalised log-mel images, 80 bands
+    optimizer = torch.optim.AdamW([*unet.parameters(), *projector.parameters()], lr=1e-3)
+    losses = []
+    for _ in range(2):
+        loss = diffusion_loss(unet, projector, build_scheduler("ddim"), mels, torch.randn(4, 6), 0.1, torch.Generator().manual_seed(1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[1] < losses[0]  # the same noise draw: one step of training lowers it
