@@ -5,7 +5,8 @@ import torch
 
 from core.fusion import JointLatentModel, JointObjective, joint_loss
 from core.fusion.experts import product_of_experts
-from core.training.joint import fit_joint_model
+from core.training.joint import train_joint_model
+from core.training.loop import StageConfig
 
 DIMS = {"text": 12, "image": 20, "audio": 8}
 
@@ -123,15 +124,16 @@ def synthetic_modalities(count, seed):
 
 
 @pytest.mark.slow
-def test_training_makes_cross_modal_prediction_far_better_than_the_prior():
+def test_training_makes_cross_modal_prediction_far_better_than_the_prior(tmp_path):
     torch.manual_seed(0)
     model = JointLatentModel(modality_dims=DIMS, latent_dim=8, hidden_dim=64)
     train = synthetic_modalities(2000, seed=0)
     present = (torch.rand(3, 2000, generator=torch.Generator().manual_seed(2)) < 0.7).float()
     present[0, present.sum(0) == 0] = 1
     train = {m: e * present[i, :, None] for i, (m, e) in enumerate(sorted(train.items()))}
-    losses = fit_joint_model(model, train, present, steps=300, batch_size=128)
-    assert sum(losses[-20:]) / 20 < 0.5 * sum(losses[:20]) / 20
+    result = train_joint_model(model, train, present, StageConfig(tmp_path, max_steps=300, checkpoint_every=300, log_every=20))
+    losses = [entry["loss"] for entry in result.history]
+    assert result.finished and losses[-1] < 0.5 * losses[0], losses
 
     test = synthetic_modalities(500, seed=1)
     with torch.no_grad():

@@ -39,7 +39,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "caption_decoder": {"n_layer": 4, "n_embd": 256, "n_head": 4, "prefix_length": 8},
     },
     "tiny": {
-        "audio_encoder": {"block_channels": (4, 8), "embed_dim": 16},
+        "audio_encoder": {"block_channels": (4, 8), "embed_dim": 384},  # the text space it aligns with
         "joint": {"latent_dim": 8, "hidden_dim": 32},
         "image_vae": {"block_out_channels": (8, 16, 16)},
         "image_unet": {
@@ -145,10 +145,12 @@ def load_component(component_class, folder: Path, seed: int):
     has_weights = any(folder.glob("*.safetensors"))
     is_model = issubclass(component_class, torch.nn.Module)
     if not is_model or has_weights or issubclass(component_class, PretrainedReference):
-        component = component_class.from_pretrained(str(folder))
-        if is_model:
-            component.eval()
-        return component
+        if not is_model:
+            return component_class.from_pretrained(str(folder))
+        # shipped weights may be fp16; the studio computes in fp32 unless told otherwise
+        component = component_class.from_pretrained(str(folder), torch_dtype=torch.float32)
+        component.is_trained = True
+        return component.eval()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         config = component_class.load_config(str(folder))

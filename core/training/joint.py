@@ -1,17 +1,15 @@
-"""Fitting the joint latent model on cached embeddings.
-
-``fit_joint_model`` is the plain loop (seconds on synthetic data in the tests); the staged,
-resumable ``studio-train`` entry wraps it with accelerate.
-"""
+"""Training the joint latent model on cached embeddings, resumably (``StageRunner``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from ..fusion.joint import JointLatentModel
 from ..fusion.objectives import JointObjective, joint_loss
+from .loop import StageConfig, StageResult, StageRunner
 
 
 def set_stats_from_data(model: JointLatentModel, embeddings: Mapping[str, torch.Tensor], present: torch.Tensor) -> None:
@@ -21,32 +19,50 @@ def set_stats_from_data(model: JointLatentModel, embeddings: Mapping[str, torch.
             model.set_embedding_stats(modality, embeddings[modality][present[index] > 0])
 
 
-def fit_joint_model(
+def train_joint_model(
     model: JointLatentModel,
     embeddings: Mapping[str, torch.Tensor],
     present: torch.Tensor,
-    steps: int = 500,
+    config: StageConfig,
     batch_size: int = 128,
     learning_rate: float = 1e-3,
     objective: JointObjective | None = None,
-    seed: int = 0,
-) -> list[float]:
-    """Trains ``model`` on ``[N, D_m]`` embeddings with presence mask ``[M, N]``; returns the losses."""
-    generator = torch.Generator().manual_seed(seed)
-    set_stats_from_data(model, embeddings, present)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
+) -> StageResult:
+    """Trains ``model`` on ``[N, D_m]`` embeddings (zeros where missing) with presence ``[M, N]``.
+
+    The standardisation statistics are set from the data on the first call (they are saved in
+    the checkpoints with the weights, so a resumed run keeps them).
+    """
+    names = [m for m in model.modalities if m in embeddings]
     count = present.shape[1]
+    if any(embeddings[m].shape[0] != count for m in names):
+        raise ValueError("Every modality needs one row per item (zeros where an item lacks it).")
+    runner = StageRunner(config)
+    if runner.latest_checkpoint() is None:
+        set_stats_from_data(model, embeddings, present)
+    rows = [present[model.modalities.index(m)] for m in names]
+    dataset = TensorDataset(*[embeddings[m].float() for m in names], torch.stack(rows, 1).float())
+    loader = DataLoader(
+        dataset, batch_size=min(batch_size, count), shuffle=True, drop_last=count > batch_size,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
+    prepared, optimizer, loader = runner.prepare(model, optimizer, loader)
+    generator = torch.Generator(device=runner.device).manual_seed(config.seed + 1)
     model.train()
-    losses = []
-    for _ in range(steps):
-        batch = torch.randint(0, count, (min(batch_size, count),), generator=generator)
-        terms = joint_loss(
-            model, {m: e[batch] for m, e in embeddings.items()}, present[:, batch], objective, generator
-        )
+
+    def step(batch, index: int) -> dict[str, float]:
+        *tensors, mask = batch  # mask: (B, K) for the K modalities given
+        batch_present = torch.zeros(len(model.modalities), mask.shape[0], device=mask.device)
+        for column, modality in enumerate(names):
+            batch_present[model.modalities.index(modality)] = mask[:, column]
+        terms = joint_loss(model, dict(zip(names, tensors, strict=True)), batch_present, objective, generator)
         optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        runner.backward(terms["loss"])
+        runner.accelerator.clip_grad_norm_(prepared.parameters(), 1.0)
         optimizer.step()
-        losses.append(terms["loss"].item())
+        return {name: value.item() for name, value in terms.items()}
+
+    result = runner.run(loader, step)
     model.eval()
-    return losses
+    return result

@@ -1,0 +1,250 @@
+"""``studio-train``: the embedded preset's training, as resumable stages over a built corpus.
+
+    embeddings → sound_encoder → joint → image_autoencoder → image_diffusion → sound_diffusion → caption → export
+
+Each stage reads the corpus (``studio-data``) or the cache of the stages before it, trains one
+part with ``StageRunner`` (checkpoints every few hundred steps, resumes from the newest, stops
+after ``max_minutes`` so no call runs past the hour) and saves the part with
+``save_pretrained`` into ``<run>/parts/<component>`` once its step budget is reached.
+``export`` assembles the parts into a studio folder with fp16 safetensors. Only ``train``
+items are used; held-out items and concepts stay for ``studio-eval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..audio import N_MELS, SAMPLE_RATE, fit_length, log_mel_spectrogram, prepare_waveform
+from ..data.manifest import Item, read_manifest
+from ..decoders.discriminator import PatchDiscriminator
+from ..decoders.image_autoencoder import encode_images, estimate_scaling_factor, images_to_pixels
+from ..pipelines.build import build_studio_pipeline, load_component
+from .caption import train_caption_decoder
+from .diffusion import train_diffusion_decoder
+from .image_autoencoder import train_image_autoencoder
+from .joint import train_joint_model
+from .loop import StageConfig
+from .sound_encoder import train_sound_encoder
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("embeddings", "sound_encoder", "joint", "image_autoencoder", "image_diffusion", "sound_diffusion", "caption", "export")
+CLIP_FRAMES = 172  # 2 s at 22050 Hz, hop 256
+
+
+@dataclass
+class TrainPlan:
+    """Step budgets and batch sizes of each stage (typed data; saved beside the run)."""
+
+    size: str = "embedded"
+    max_minutes: float = 55.0
+    steps: dict[str, int] = field(default_factory=lambda: {
+        "sound_encoder": 3000, "joint": 6000, "image_autoencoder": 4000,
+        "image_diffusion": 4000, "sound_diffusion": 2500, "caption": 4000,
+    })
+    batch_size: dict[str, int] = field(default_factory=lambda: {
+        "sound_encoder": 64, "joint": 256, "image_autoencoder": 16,
+        "image_diffusion": 32, "sound_diffusion": 16, "caption": 64,
+    })
+    mixed_precision: str = "no"
+
+
+class Run:
+    """The folders and cached tensors of one training run."""
+
+    def __init__(self, corpus: Path, folder: Path, plan: TrainPlan):
+        self.corpus, self.folder, self.plan = Path(corpus), Path(folder), plan
+        self.cache = self.folder / "cache"
+        self.parts = self.folder / "parts"
+
+    def items(self) -> list[Item]:
+        return [item for item in read_manifest(self.corpus) if item.split == "train"]
+
+    def stage_config(self, stage: str) -> StageConfig:
+        return StageConfig(
+            self.folder / "stages" / stage, max_steps=self.plan.steps[stage], checkpoint_every=250, log_every=50,
+            max_minutes=self.plan.max_minutes, mixed_precision=self.plan.mixed_precision,
+        )
+
+    def tensors(self, name: str) -> dict[str, torch.Tensor]:
+        path = self.cache / f"{name}.safetensors"
+        if not path.is_file():
+            raise ValueError(f"{path} is missing: run the stage that makes it first ({STAGES}).")
+        return load_file(str(path))
+
+    def save_tensors(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
+        self.cache.mkdir(parents=True, exist_ok=True)
+        temporary = self.cache / f".{name}.safetensors.tmp"
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(temporary))
+        temporary.replace(self.cache / f"{name}.safetensors")  # atomic: a killed stage leaves no half file
+
+    def part(self, name: str, untrained):
+        """The trained part if a stage saved it, else the untrained one given."""
+        folder = self.parts / name
+        if any(folder.glob("*.safetensors")):
+            return load_component(type(untrained), folder, seed=0)
+        return untrained
+
+    def save_part(self, name: str, model) -> None:
+        model.is_trained = True
+        model.save_pretrained(self.parts / name)
+
+
+# --- the stages ----------------------------------------------------------------------------
+
+
+def stage_embeddings(run: Run, pipeline) -> None:
+    """Caches MiniLM text and EfficientNet image embeddings, 64x64 pixels and 2-s log-mels."""
+    items = run.items()
+    ids = [item.id for item in items]
+    text = torch.cat([pipeline.text_encoder.encode([i.caption for i in items[s : s + 256]]) for s in range(0, len(items), 256)])
+    with_image = [i for i, item in enumerate(items) if item.image]
+    image_paths = [str(run.corpus / items[i].image) for i in with_image]
+    image_embeddings = torch.cat([pipeline.image_encoder.encode(image_paths[s : s + 64]) for s in range(0, len(image_paths), 64)]) if image_paths else torch.zeros(0, pipeline.image_encoder.embed_dim)
+    pixels = images_to_pixels(image_paths) if image_paths else torch.zeros(0, 3, 64, 64)
+    with_sound = [i for i, item in enumerate(items) if item.sound]
+    mels = [log_mel_spectrogram(fit_length(prepare_waveform(str(run.corpus / items[i].sound)), 2 * SAMPLE_RATE)) for i in with_sound]
+    run.save_tensors("embeddings", {
+        "text": text, "image": image_embeddings, "image_rows": torch.tensor(with_image, dtype=torch.long),
+        "pixels": ((pixels + 1) * 127.5).round().to(torch.uint8), "mels": torch.from_numpy(np.stack(mels)) if mels else torch.zeros(0, N_MELS, CLIP_FRAMES),
+        "sound_rows": torch.tensor(with_sound, dtype=torch.long),
+    })
+    (run.cache / "items.json").write_text(json.dumps({"ids": ids, "captions": [i.caption for i in items]}))
+    logger.info("cached %d items: %d images, %d sounds", len(items), len(with_image), len(with_sound))
+
+
+def stage_sound_encoder(run: Run, pipeline) -> None:
+    cache = run.tensors("embeddings")
+    encoder = run.part("audio_encoder", pipeline.audio_encoder)
+    result = train_sound_encoder(encoder, cache["mels"], cache["text"][cache["sound_rows"]], run.stage_config("sound_encoder"), batch_size=run.plan.batch_size["sound_encoder"])
+    if result.finished:
+        run.save_part("audio_encoder", encoder)
+        with torch.no_grad():
+            audio = torch.cat([encoder.network(cache["mels"][s : s + 128].float()) for s in range(0, len(cache["mels"]), 128)])
+        run.save_tensors("audio", {"audio": audio})
+
+
+def stage_joint(run: Run, pipeline) -> None:
+    cache, audio = run.tensors("embeddings"), run.tensors("audio")["audio"]
+    count = cache["text"].shape[0]
+    joint = run.part("joint", pipeline.joint)
+    embeddings = {"text": cache["text"]}
+    present = torch.zeros(len(joint.modalities), count)
+    present[joint.modalities.index("text")] = 1
+    for name, rows, values in (("image", cache["image_rows"], cache["image"]), ("audio", cache["sound_rows"], audio)):
+        full = torch.zeros(count, values.shape[1])
+        full[rows] = values
+        embeddings[name] = full
+        present[joint.modalities.index(name), rows] = 1
+    from ..fusion.objectives import JointObjective
+
+    result = train_joint_model(joint, embeddings, present, run.stage_config("joint"), batch_size=run.plan.batch_size["joint"], objective=JointObjective(contrastive=0.5))
+    if result.finished:
+        run.save_part("joint", joint)
+
+
+def stage_image_autoencoder(run: Run, pipeline) -> None:
+    pixels = run.tensors("embeddings")["pixels"].float() / 127.5 - 1
+    vae = run.part("image_vae", pipeline.image_vae)
+    discriminator = PatchDiscriminator()
+    from .image_autoencoder import AutoencoderGANConfig
+
+    training = AutoencoderGANConfig(batch_size=run.plan.batch_size["image_autoencoder"], disc_start=run.plan.steps["image_autoencoder"] // 2)
+    result = train_image_autoencoder(vae, discriminator, pixels, run.stage_config("image_autoencoder"), training)
+    if result.finished:
+        estimate_scaling_factor(vae, pixels)
+        run.save_part("image_vae", vae)
+
+
+def stage_image_diffusion(run: Run, pipeline) -> None:
+    cache = run.tensors("embeddings")
+    vae = run.part("image_vae", pipeline.image_vae)
+    if not getattr(vae, "is_trained", True):
+        raise ValueError("Train the image autoencoder first (stage image_autoencoder).")
+    pixels = cache["pixels"].float() / 127.5 - 1
+    latents = torch.cat([encode_images(vae, pixels[s : s + 64]) for s in range(0, len(pixels), 64)])
+    unet, projector = run.part("image_unet", pipeline.image_unet), run.part("image_condition", pipeline.image_condition)
+    result = train_diffusion_decoder(unet, projector, pipeline.image_scheduler, latents, cache["image"], run.stage_config("image_diffusion"), batch_size=run.plan.batch_size["image_diffusion"])
+    if result.finished:
+        run.save_part("image_unet", unet)
+        run.save_part("image_condition", projector)
+
+
+def stage_sound_diffusion(run: Run, pipeline) -> None:
+    cache, audio = run.tensors("embeddings"), run.tensors("audio")["audio"]
+    frames = pipeline.config.mel_frames
+    mels = cache["mels"].float()
+    floor = float(mels.min()) if mels.numel() else 0.0
+    mels = torch.nn.functional.pad(mels, (0, max(0, frames - mels.shape[-1])), value=floor)[..., :frames]
+    normalised = ((mels - pipeline.config.mel_mean) / pipeline.config.mel_std).unsqueeze(1)  # (N, 1, 80, T)
+    unet, projector = run.part("audio_unet", pipeline.audio_unet), run.part("audio_condition", pipeline.audio_condition)
+    result = train_diffusion_decoder(unet, projector, pipeline.audio_scheduler, normalised, audio, run.stage_config("sound_diffusion"), batch_size=run.plan.batch_size["sound_diffusion"])
+    if result.finished:
+        run.save_part("audio_unet", unet)
+        run.save_part("audio_condition", projector)
+
+
+def stage_caption(run: Run, pipeline) -> None:
+    cache = run.tensors("embeddings")
+    captions = json.loads((run.cache / "items.json").read_text())["captions"]
+    decoder = run.part("caption_decoder", pipeline.caption_decoder)
+    if not hasattr(decoder, "tokenizer"):
+        decoder.tokenizer = pipeline.caption_decoder.tokenizer
+    result = train_caption_decoder(decoder, captions, cache["text"], run.stage_config("caption"), batch_size=run.plan.batch_size["caption"])
+    if result.finished:
+        run.save_part("caption_decoder", decoder)
+
+
+def stage_export(run: Run, pipeline, target: Path) -> None:
+    """Assembles the trained parts (fp16 safetensors) and the untrained rest into ``target``."""
+    for name, component in list(pipeline.components.items()):
+        if component is not None and (run.parts / name).is_dir():
+            setattr(pipeline, name, run.part(name, component))
+    for name, component in pipeline.components.items():
+        if isinstance(component, torch.nn.Module) and (run.parts / name).is_dir():
+            component.to(torch.float16)  # shipped weights stay small; loading casts back to fp32
+    pipeline.register_to_config(weights_version=time.strftime("trained-%Y%m%d"))
+    pipeline.save_pretrained(target)
+
+
+def run_stage(stage: str, run: Run, export_to: Path | None = None) -> None:
+    """Runs one stage (building the untrained pipeline of the plan's size for the parts' shapes)."""
+    if stage not in STAGES:
+        raise ValueError(f"Unknown stage {stage!r}; choose from {STAGES}.")
+    pipeline = build_studio_pipeline(run.plan.size, preset="embedded")
+    start = time.perf_counter()
+    if stage == "export":
+        stage_export(run, pipeline, export_to or run.folder / "studio")
+    else:
+        globals()[f"stage_{stage}"](run, pipeline)
+    logger.info("stage %s took %.1f min", stage, (time.perf_counter() - start) / 60)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="studio-train", description="Train the embedded preset in resumable stages.")
+    parser.add_argument("stage", choices=[*STAGES, "all"], help="the stage to run (or all, in order)")
+    parser.add_argument("--corpus", type=Path, required=True, help="a corpus folder built by studio-data")
+    parser.add_argument("--run", type=Path, default=Path("runs/embedded"), help="where caches, checkpoints and parts go")
+    parser.add_argument("--size", default="embedded", help="part sizes (embedded or tiny)")
+    parser.add_argument("--max-minutes", type=float, default=55.0, help="stop (resumably) after this long")
+    parser.add_argument("--steps", type=json.loads, default=None, help='JSON overrides of step budgets, e.g. \'{"joint": 100}\'')
+    parser.add_argument("--export-to", type=Path, default=None, help="with export: the studio folder to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    plan = TrainPlan(size=args.size, max_minutes=args.max_minutes)
+    if args.steps:
+        plan.steps.update(args.steps)
+    run = Run(args.corpus, args.run, plan)
+    run.folder.mkdir(parents=True, exist_ok=True)
+    (run.folder / "plan.json").write_text(json.dumps(asdict(plan), indent=2))
+    for stage in STAGES if args.stage == "all" else [args.stage]:
+        run_stage(stage, run, args.export_to)
