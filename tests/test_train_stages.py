@@ -60,8 +60,8 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     from safetensors import safe_open
 
     with safe_open(str(next((tmp_path / "studio" / "joint").glob("*.safetensors"))), "pt") as weights:
-        assert all(weights.get_tensor(k).dtype.is_floating_point for k in weights.keys())
-        assert any(str(weights.get_tensor(k).dtype) == "torch.float16" for k in weights.keys())
+        dtypes = {str(weights.get_tensor(name).dtype) for name in list(weights.keys())}
+    assert dtypes == {"torch.float16"}  # shipped small; load_studio casts back to fp32
     from core.decoders.vocoder import Vocoder
 
     studio.pipeline._vocoder = Vocoder(method="griffin-lim", griffin_lim_iters=2)
