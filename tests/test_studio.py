@@ -171,3 +171,11 @@ def test_save_and_load_round_trip(studio, china, tmp_path):
 def test_untrained_studio_stays_untrained_after_a_round_trip(studio, tmp_path):
     studio.save_pretrained(tmp_path)
     assert core.load_studio(tmp_path).is_trained is False
+
+
+def test_embedded_preset_fits_the_shipped_size_cap(studio):
+    """Trained parts ship as fp16: their parameters and buffers, plus the caption tokenizer, stay under 60 MB."""
+    learned = [c for name, c in studio.pipeline.components.items() if hasattr(c, "parameters") and name not in ("text_encoder", "image_encoder")]
+    tensors = sum(p.numel() for c in learned for p in [*c.parameters(), *c.buffers()])
+    tokenizer = sum(f.stat().st_size for f in (core.studio.ASSETS / "embedded" / "caption_decoder" / "tokenizer").iterdir())
+    assert 2 * tensors + tokenizer < 60 * 2**20
