@@ -21,7 +21,7 @@ from core.data.joins import join_by_concept
 from core.data.licences import licence_for, read_copyright
 from core.data.manifest import SPLITS, Item, read_manifest
 from core.data.normalise import CLIP_SAMPLES, SkipItem, image_tile, sound_clip, to_tile
-from core.data.sources import SOURCES, soundfont
+from core.data.sources import SOURCES, openclipart, soundfont
 from core.data.splits import assign_splits
 from core.data.text import EnglishWords, clean_caption, concept_of, split_words
 
@@ -308,6 +308,22 @@ def test_sources_read_their_package_layouts(roots, english):
         len(INSTRUMENTS) + 1
     )  # two registers, plus the drum kit
     assert by_source["soundfont"]["041-violin/0"].concept == "violin"
+
+
+def test_huge_clip_art_png_falls_back_to_svg(tmp_path):
+    Image.new("1", (4100, 4100)).save(tmp_path / "huge.png")  # 10562x16000 exist in the package
+    Image.new("1", (400, 400)).save(tmp_path / "small.png")
+    assert openclipart.is_small_raster(tmp_path / "small.png")
+    assert not openclipart.is_small_raster(tmp_path / "huge.png")
+    assert not openclipart.is_small_raster(tmp_path / "missing.png")
+
+
+def test_a_failing_source_is_reported_not_fatal(roots):
+    roots["timgm6mb-soundfont"].mkdir(parents=True)  # extracted, but without the .sf2 file
+    found, errors = collect_candidates(["soundfont", "arcade"], roots, SourceSettings())
+    assert "No soundfont" in errors["soundfont"] and {c.source for c in found} == {"arcade"}
+    _, errors = collect_candidates(["desktop"], {}, SourceSettings())
+    assert errors == {"desktop": "package(s) not fetched: sound-theme-freedesktop"}
 
 
 def test_general_midi_table():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .normalise import ImageSource, SoundSource
+from .text import EnglishWords
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,4 @@ class SourceSettings:
 
     soundfont_variants: int = 3  # phrases rendered per General MIDI instrument (registers)
     max_speech_seconds: float = 2.5  # longer speech is dropped, not cut mid-sentence
-    english: object | None = (
-        None  # a text.EnglishWords, for sources that strip names from file names
-    )
+    english: EnglishWords | None = None  # for sources that take captions from titles or file names

@@ -192,6 +192,7 @@ def _write_item(candidate: Candidate, item_id: str, out: Path, report: BuildRepo
             tile.save(out / image_path, optimize=True)
         except SkipItem as skip:
             report.dropped[candidate.source][f"image_{skip.reason}"] += 1
+            logger.debug("%s %s: image %s", candidate.source, candidate.key, skip)
     if candidate.sound is not None:
         try:
             clip = sound_clip(candidate.sound, candidate.max_sound_seconds)
@@ -200,6 +201,7 @@ def _write_item(candidate: Candidate, item_id: str, out: Path, report: BuildRepo
             soundfile.write(out / sound_path, clip, SAMPLE_RATE, subtype="PCM_16")
         except SkipItem as skip:
             report.dropped[candidate.source][f"sound_{skip.reason}"] += 1
+            logger.debug("%s %s: sound %s", candidate.source, candidate.key, skip)
     if image_path is None and sound_path is None:
         return None
     return Item(

