@@ -109,7 +109,11 @@ def stage_embeddings(run: Run, pipeline) -> None:
     text = torch.cat([pipeline.text_encoder.encode([i.caption for i in items[s : s + 256]]) for s in range(0, len(items), 256)])
     with_image = [i for i, item in enumerate(items) if item.image]
     image_paths = [str(run.corpus / items[i].image) for i in with_image]
-    image_embeddings = torch.cat([pipeline.image_encoder.encode(image_paths[s : s + 64]) for s in range(0, len(image_paths), 64)]) if image_paths else torch.zeros(0, pipeline.image_encoder.embed_dim)
+    chunks = []
+    for start in range(0, len(image_paths), 64):
+        chunks.append(pipeline.image_encoder.encode(image_paths[start : start + 64]))
+        logger.info("image embeddings: %d / %d", min(start + 64, len(image_paths)), len(image_paths))
+    image_embeddings = torch.cat(chunks) if chunks else torch.zeros(0, pipeline.image_encoder.embed_dim)
     pixels = images_to_pixels(image_paths) if image_paths else torch.zeros(0, 3, 64, 64)
     with_sound = [i for i, item in enumerate(items) if item.sound]
     mels = [log_mel_spectrogram(fit_length(prepare_waveform(str(run.corpus / items[i].sound)), 2 * SAMPLE_RATE)) for i in with_sound]
