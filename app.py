@@ -1,29 +1,65 @@
-"""Fusion Studio: build the studio for a preset, build the page, launch it."""
+"""Fusion Studio: build the studio for a preset, build the page, launch it.
+
+    python app.py                      # http://127.0.0.1:7860 (a Space sets GRADIO_SERVER_NAME)
+    python app.py --mcp                # also serve Gradio's MCP server at /gradio_api/mcp/
+    python app.py --history ~/studio-history --history-max-mb 200
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import threading
+import time
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run the Fusion Studio web app.")
     parser.add_argument("--preset", default="embedded", help="a preset name or a saved studio folder")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a Space)")
-    parser.add_argument("--port", type=int, default=7860)
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
-    from core import load_studio
-    from studio.ui import build_ui
-
-    studio = load_studio(args.preset, device=args.device)
-    demo = build_ui(studio)
-    demo.queue(max_size=32).launch(
-        server_name=args.host, server_port=args.port, ssr_mode=False, max_file_size="50mb"
+    parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument(
+        "--history", default=os.environ.get("FUSION_STUDIO_HISTORY"),
+        help="the history folder (default: $FUSION_STUDIO_HISTORY, else the user data folder)",
     )
+    parser.add_argument("--history-max-items", type=int, default=500, help="keep at most this many results")
+    parser.add_argument("--history-max-mb", type=float, default=1000, help="keep at most this many MB of results")
+    parser.add_argument("--concurrency", type=int, default=1, help="generations run at once")
+    parser.add_argument("--queue-size", type=int, default=16, help="requests that may wait; more are refused")
+    parser.add_argument("--mcp", action="store_true", help="also serve Gradio's MCP server")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    start = time.perf_counter()
+    args = parse_args(argv)
+    # torch and the encoders load on one core while gradio imports on the other
+    loaded: dict = {}
+    loader = threading.Thread(target=lambda: loaded.update(studio=_load_studio(args)), name="load-studio")
+    loader.start()
+    import gradio  # noqa: F401  (imported here, beside the loading thread)
+
+    from studio.history import History
+    from studio.service import StudioService
+    from studio.ui import build_ui, launch_options
+
+    history = History(args.history, max_items=args.history_max_items, max_bytes=int(args.history_max_mb * 1e6))
+    loader.join()
+    if "studio" not in loaded:
+        raise SystemExit("The studio failed to load; see the error above.")
+    service = StudioService(loaded["studio"], history)
+    service.start_indexing()
+    demo = build_ui(service, concurrency_limit=args.concurrency)
+    demo.queue(max_size=args.queue_size, default_concurrency_limit=args.concurrency)
+    print(f"History: {history.folder} ({len(history)} items). Started in {time.perf_counter() - start:.1f} s.")
+    demo.launch(server_name=args.host, server_port=args.port, mcp_server=args.mcp, **launch_options(service))
+
+
+def _load_studio(args: argparse.Namespace):
+    from core import load_studio
+
+    return load_studio(args.preset, device=args.device)
 
 
 if __name__ == "__main__":

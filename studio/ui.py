@@ -1,80 +1,783 @@
-"""The studio's browser page: weighted text, image and sound inputs, fused in the joint latent.
+"""The studio's page (Gradio Blocks) and its public API.
 
-Handlers take and return plain values (strings, PIL images, numpy arrays, dicts) and call
-the ``Studio`` facade; they never touch tensors. A ``ValueError`` from the facade becomes a
-``gr.Error`` the user can read.
+Tabs: Create (any weighted mix → images, sounds or captions, with a contribution meter, seed
+dice, steps, guidance, variants, step-by-step progress and Stop), Describe, Hear, Search,
+Morph and History. Every action is also a public named API endpoint with a docstring
+(``/text_to_image``, ``/image_to_audio``, ``/caption``, ``/mix``, ``/search``, ``/morph``,
+``/replay``, ``/read_recipe``, ``/shares``, ``/history``); page-only helpers are private.
+
+Handlers take and return plain values and call ``StudioService``; a ``ValueError`` becomes a
+``gr.Error`` with the same (HTML-escaped) message, so bad input never stops the app.
 """
 
 from __future__ import annotations
 
-import gradio as gr
-import numpy as np
-import pandas as pd
+import functools
+import html
+import inspect
+import queue
+import random
+import threading
+from typing import Any
 
-from core import Studio
+import gradio as gr
+from PIL import Image, UnidentifiedImageError
+
+from .service import (
+    MAX_FRAMES,
+    MAX_GUIDANCE,
+    MAX_HITS,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_VARIANTS,
+    MAX_WEIGHT,
+    Cancelled,
+    Result,
+    StudioService,
+)
 
 TITLE = "Fusion Studio"
 INTRO = (
-    "Mix a text prompt, an image and a sound, each with a weight, and see the fused point in "
-    "the joint latent space and how much each input pulls on it."
+    "Mix a text, an image and a sound, each with a weight, and get images, sounds or captions. "
+    "The meter shows how much each input pulls on the fused latent."
 )
+OUTPUT_CHOICES = ["image", "sound", "caption"]
+CREATE_FIELDS = ["text", "text_weight", "image", "image_weight", "audio", "audio_weight", "output", "seed", "steps", "guidance", "variants"]
+MORPH_FIELDS = ["text_a", "image_a", "audio_a", "text_b", "image_b", "audio_b", "output", "frames", "seed", "steps"]
+MAX_FILE_SIZE = "20mb"
+PROGRESS = gr.Progress()  # gradio hands each call its own tracker in place of this default
+GENERATE = "generate"  # the concurrency group of everything that runs the models
+CSS = """
+#progress .bar {height: 8px; background: #e5e7eb; border-radius: 4px; overflow: hidden}
+#progress .bar > div {height: 100%; background: #6366f1; transition: width .2s}
+"""
 
 
-def fuse(
-    studio: Studio,
-    text: str | None,
-    text_weight: float,
-    image,
-    image_weight: float,
-    audio: tuple[int, np.ndarray] | None,
-    audio_weight: float,
-) -> tuple[dict[str, float], pd.DataFrame, str]:
-    """Fuses the given inputs; returns the contribution meter, the latent as a table, a summary."""
-    text = text if text and text.strip() else None
-    weights = {"text": text_weight, "image": image_weight, "audio": audio_weight}
-    try:
-        encoding = studio.encode(text=text, image=image, audio=audio, weights=weights)
-    except ValueError as error:
-        raise gr.Error(str(error)) from error
-    meter = dict(encoding.shares, prior=encoding.prior_share)
-    latent = pd.DataFrame(
-        {"dimension": np.arange(encoding.mu.shape[0]), "mean": encoding.mu, "sigma": np.exp(0.5 * encoding.logvar)}
-    )
-    summary = (
-        f"Fused {', '.join(encoding.shares)} into a {encoding.mu.shape[0]}-d latent; "
-        f"mean sigma {float(latent['sigma'].mean()):.3f}."
-    )
-    if not studio.is_trained:
-        summary += " These are untrained weights: shares show the mechanics, not learned meaning."
-    return meter, latent, summary
+def SafeImage(**options) -> gr.Image:  # noqa: N802  (reads like the component it makes)
+    """A ``gr.Image`` whose unreadable or oversized uploads become a clear ``gr.Error``.
+
+    The instance's ``preprocess`` is wrapped rather than subclassed: a ``gr.Image`` subclass
+    would make gradio write a ``.pyi`` stub beside this file.
+    """
+    image = gr.Image(**options)
+    preprocess = image.preprocess
+
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except Image.DecompressionBombError as error:
+            raise _user_error("The image is too large to open safely; downscale it below 8000x8000 pixels.") from error
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise _user_error("Could not read the upload as an image; use a PNG, JPEG, GIF, BMP or WebP file.") from error
+
+    image.preprocess = checked
+    return image
 
 
-def build_ui(studio: Studio) -> gr.Blocks:
-    """The Blocks page for ``studio``."""
+def _user_error(message: str) -> gr.Error:
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
+def user_errors(fn):
+    """Turns a ``ValueError`` from the studio (and a stopped run) into a ``gr.Error`` (generators too)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except ValueError as error:
+                raise _user_error(str(error)) from error
+            except Cancelled as error:
+                raise _user_error("Stopped.") from error
+
+        return generator
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as error:
+            raise _user_error(str(error)) from error
+        except Cancelled as error:
+            raise _user_error("Stopped.") from error
+
+    return wrapper
+
+
+def progress_html(step: int, total: int, note: str = "") -> str:
+    percent = 100 * step / max(total, 1)
+    label = f"Step {step} of {total}" if step < total else f"Done: {total} steps"
+    return f'<div class="bar"><div style="width:{percent:.0f}%"></div></div><small>{label}{html.escape(note)}</small>'
+
+
+def _weights(text_weight, image_weight, audio_weight) -> dict[str, float]:
+    return {"text": text_weight, "image": image_weight, "audio": audio_weight}
+
+
+def _recipe_summary(recipe: dict[str, Any]) -> str:
+    output = {"audio": "sound"}.get(recipe.get("output"), recipe.get("output"))
+    kind = "a morph of" if recipe.get("kind") == "interpolate" else "a"
+    return f"{kind} {output} · seed {recipe.get('seed')} · {recipe.get('steps')} steps · guidance {recipe.get('guidance')}"
+
+
+class StudioPage:
+    """The page's handlers: each calls the service and returns plain values for the components."""
+
+    def __init__(self, service: StudioService):
+        self.service = service
+        self._stops: dict[str, threading.Event] = {}
+
+    # --- public endpoints ---------------------------------------------------------------------
+
+    @user_errors
+    def text_to_image(self, prompt: str, seed: float = 0, steps: float = 25, guidance: float = 3.0, variants: float = 1, progress=PROGRESS, request: gr.Request = None):
+        """Makes images from a text prompt.
+
+        Args:
+            prompt: what to draw, e.g. "a red fire truck".
+            seed: fixes the randomness (variant i uses seed + i).
+            steps: denoising steps (1 to 100).
+            guidance: classifier-free guidance (0 to 20).
+            variants: how many images (1 to 4).
+        Returns:
+            PNG files with their recipe inside, and the recipe.
+        """
+        result = self.service.text_to_image(prompt, seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=self._on_step(progress, request))
+        return [str(p) for p in result.files], result.recipe
+
+    @user_errors
+    def image_to_audio(self, image: str, seed: float = 0, steps: float = 25, guidance: float = 3.0, progress=PROGRESS, request: gr.Request = None):
+        """Hears an image: makes a sound from it.
+
+        Args:
+            image: the image to hear.
+            seed: fixes the randomness.
+            steps: denoising steps (1 to 100).
+            guidance: classifier-free guidance (0 to 20).
+        Returns:
+            A WAV file with its recipe inside, and the recipe.
+        """
+        result = self.service.image_to_audio(image, seed=seed, steps=steps, guidance=guidance, on_step=self._on_step(progress, request))
+        return str(result.files[0]), result.recipe
+
+    @user_errors
+    def caption(self, image: str | None = None, audio: str | None = None):
+        """Describes an image, a sound or both in words.
+
+        Args:
+            image: an image to describe (optional if a sound is given).
+            audio: a sound to describe (optional if an image is given).
+        Returns:
+            The caption and the recipe.
+        """
+        result = self.service.describe(image=image, audio=audio)
+        return "\n".join(result.captions), result.recipe
+
+    @user_errors
+    def mix(
+        self,
+        text: str | None = None,
+        text_weight: float = 1.0,
+        image: str | None = None,
+        image_weight: float = 1.0,
+        audio: str | None = None,
+        audio_weight: float = 1.0,
+        output: str = "image",
+        seed: float = 0,
+        steps: float = 25,
+        guidance: float = 3.0,
+        variants: float = 1,
+        progress=PROGRESS,
+        request: gr.Request = None,
+    ):
+        """Fuses any weighted mix of text, image and sound and makes images, sounds or captions.
+
+        Args:
+            text: a prompt (empty: no text).
+            text_weight: the text's weight (0 to 10; 0 leaves it out).
+            image: an image (optional).
+            image_weight: the image's weight (0 to 10).
+            audio: a sound (optional).
+            audio_weight: the sound's weight (0 to 10).
+            output: "image", "sound" or "caption".
+            seed: fixes the randomness (variant i uses seed + i).
+            steps: denoising steps (1 to 100).
+            guidance: classifier-free guidance (0 to 20).
+            variants: how many outputs (1 to 4).
+        Returns:
+            Media files (PNG or WAV, each with its recipe inside), captions, each input's share of the fused latent, and the recipe.
+        """
+        result = self.service.mix(
+            text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight), output=output,
+            seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=self._on_step(progress, request),
+        )
+        return [str(p) for p in result.files], result.captions, result.shares, result.recipe
+
+    @user_errors
+    def search(self, text: str | None = None, image: str | None = None, audio: str | None = None, k: float = 8):
+        """Finds the examples and history items nearest to any mix of text, image and sound.
+
+        Args:
+            text: a text query (optional).
+            image: an image query (optional).
+            audio: a sound query (optional).
+            k: how many results (1 to 24).
+        Returns:
+            The hits as a gallery, and as a list of dicts (key, source, caption, score, rank).
+        """
+        hits = self.service.search(text=text, image=image, audio=audio, k=k)
+        gallery = [(hit["thumb"], f"{hit['caption']} · {hit['source']} · {hit['score']:.3f}") for hit in hits if hit.get("thumb")]
+        table = [{key: hit.get(key) for key in ("key", "source", "caption", "score", "rank", "item")} for hit in hits]
+        return gallery, table
+
+    @user_errors
+    def morph(
+        self,
+        text_a: str | None = None,
+        image_a: str | None = None,
+        audio_a: str | None = None,
+        text_b: str | None = None,
+        image_b: str | None = None,
+        audio_b: str | None = None,
+        output: str = "image",
+        frames: float = 5,
+        seed: float = 0,
+        steps: float = 25,
+    ):
+        """Morphs between two mixes: an image strip, a sound sequence or a list of captions.
+
+        Args:
+            text_a: the first mix's text.
+            image_a: the first mix's image.
+            audio_a: the first mix's sound.
+            text_b: the second mix's text.
+            image_b: the second mix's image.
+            audio_b: the second mix's sound.
+            output: "image", "sound" or "caption".
+            frames: how many steps along the way (2 to 8).
+            seed: fixes the randomness (the same for every frame).
+            steps: denoising steps (1 to 100).
+        Returns:
+            The image strip, the sound sequence, the captions (one per line) and the recipe.
+        """
+        mix_a = {"text": text_a, "image": image_a, "audio": audio_a}
+        mix_b = {"text": text_b, "image": image_b, "audio": audio_b}
+        result = self.service.morph(mix_a, mix_b, frames=frames, output=output, seed=seed, steps=steps)
+        images = [str(p) for p in result.files if p.suffix == ".png"]
+        sounds = [str(p) for p in result.files if p.suffix == ".wav"]
+        return images, (sounds[0] if sounds else None), "\n".join(result.captions), result.recipe
+
+    @user_errors
+    def replay(self, recipe: Any, image: str | None = None, audio: str | None = None):
+        """Makes a recipe again: the same output, byte for byte, on the same machine.
+
+        Args:
+            recipe: the recipe (a JSON object or its text), e.g. from /read_recipe or a result.
+            image: the image the recipe used, if the studio's history does not hold it.
+            audio: the sound the recipe used, if the studio's history does not hold it.
+        Returns:
+            Media files (with their recipe inside), captions, and the recipe.
+        """
+        result = self.service.replay(recipe, image=image, audio=audio)
+        return [str(p) for p in result.files], result.captions, result.recipe
+
+    @user_errors
+    def read_recipe(self, file: str | None):
+        """Reads the recipe inside a PNG or WAV that the studio made.
+
+        Args:
+            file: a PNG or WAV made by the studio.
+        Returns:
+            The recipe.
+        """
+        if file is None:
+            raise ValueError("Upload a PNG or WAV made by the studio.")
+        return self.service.read_recipe(file)
+
+    @user_errors
+    def shares(self, text: str | None = None, text_weight: float = 1.0, image: str | None = None, image_weight: float = 1.0, audio: str | None = None, audio_weight: float = 1.0):
+        """Each input's share of the fused latent (the contribution meter), and the prior's.
+
+        Args:
+            text: a prompt (optional).
+            text_weight: the text's weight (0 to 10).
+            image: an image (optional).
+            image_weight: the image's weight (0 to 10).
+            audio: a sound (optional).
+            audio_weight: the sound's weight (0 to 10).
+        Returns:
+            A dict of input → share; with "prior" they sum to 1.
+        """
+        return self.service.shares(text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight))
+
+    @user_errors
+    def history(self, limit: float = 20):
+        """The newest items of the studio's history, each with its recipe.
+
+        Args:
+            limit: how many items (1 to 1000).
+        Returns:
+            A list of dicts: id, created, kind, output, captions, recipe.
+        """
+        return self.service.history_list(limit)
+
+    # --- the Create tab ---------------------------------------------------------------------
+
+    @user_errors
+    def create(self, text, text_weight, image, image_weight, audio, audio_weight, output, seed, steps, guidance, variants, request: gr.Request):
+        """Create with live progress: yields a progress bar per denoising step, then the results."""
+        stop = self._stops.setdefault(_session(request), threading.Event())
+        stop.clear()
+        updates: queue.Queue = queue.Queue()
+
+        def on_step(step, total, *preview):
+            if stop.is_set():
+                raise Cancelled()
+            updates.put(("step", step, total, preview[0] if preview else None))
+
+        def work():
+            try:
+                updates.put(("done", self.service.mix(
+                    text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight),
+                    output=output, seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=on_step,
+                )))
+            except BaseException as error:  # handed to the page below
+                updates.put(("error", error))
+
+        threading.Thread(target=work, name="create", daemon=True).start()
+        yield {self.c["progress"]: progress_html(0, int(steps or 1), " (waiting for the studio)")}
+        while True:
+            kind, *payload = updates.get()
+            if kind == "step":
+                step, total, preview = payload
+                update = {self.c["progress"]: progress_html(step, total)}
+                if isinstance(preview, Image.Image):
+                    update[self.c["preview"]] = gr.update(value=preview, visible=True)
+                yield update
+            elif kind == "error":
+                if isinstance(payload[0], Cancelled):
+                    yield {self.c["progress"]: "<small>Stopped.</small>"}
+                    return
+                raise payload[0]
+            else:
+                yield self._show_result(payload[0])
+                return
+
+    def _show_result(self, result: Result) -> dict:
+        c = self.c
+        output = result.recipe.get("output")
+        images = [(str(p), f"variant {i + 1} · seed {result.recipe['seed'] + i}") for i, p in enumerate(result.files) if p.suffix == ".png"]
+        sounds = [str(p) for p in result.files if p.suffix == ".wav"]
+        update = {
+            c["progress"]: progress_html(result.recipe.get("steps", 1), result.recipe.get("steps", 1)),
+            c["preview"]: gr.update(visible=False),
+            c["gallery"]: gr.update(value=images or None, visible=output == "image"),
+            c["captions"]: gr.update(value="\n".join(result.captions), visible=output == "caption"),
+            c["meter"]: _meter(result.shares),
+            c["recipe"]: result.recipe,
+        }
+        for i, player in enumerate(c["sounds"]):
+            update[player] = gr.update(value=sounds[i] if i < len(sounds) else None, visible=i < len(sounds))
+        return update
+
+    def _on_step(self, progress: gr.Progress, request: gr.Request | None):
+        """Reports each step to the page's progress bar and honours this user's Stop."""
+        stop = self._stops.setdefault(_session(request), threading.Event())
+        stop.clear()
+
+        def on_step(step, total, *_):
+            if stop.is_set():
+                raise Cancelled()
+            progress((step, total), desc="denoising", unit="steps")
+
+        return on_step
+
+    def stop(self, request: gr.Request) -> None:
+        """Asks this user's running generation to stop at its next step."""
+        self._stops.setdefault(_session(request), threading.Event()).set()
+
+    def forget(self, request: gr.Request) -> None:
+        """The page was closed: stop its work and forget it."""
+        stop = self._stops.pop(_session(request), None)
+        if stop is not None:
+            stop.set()
+
+    def measure(self, text, text_weight, image, image_weight, audio, audio_weight):
+        """The contribution meter for the current inputs (blank while they cannot be fused)."""
+        try:
+            return _meter(self.service.shares(text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight)))
+        except ValueError:
+            return None
+
+    @staticmethod
+    def dice() -> int:
+        return random.randrange(MAX_SEED)
+
+    # --- recipes: restoring from a file or the history -------------------------------------
+
+    def offer_recipe(self, file):
+        """An uploaded file made by the studio: offer to restore its recipe."""
+        if not file:
+            return None, gr.update(visible=False), ""
+        try:
+            recipe = self.service.read_recipe(file)
+        except ValueError:
+            return None, gr.update(visible=False), ""
+        return recipe, gr.update(visible=True), f"This file was made by the studio: {_recipe_summary(recipe)}."
+
+    @user_errors
+    def restore(self, recipe):
+        """Loads a recipe into Create (or Morph) and switches to that tab."""
+        if not recipe:
+            raise ValueError("There is no recipe to restore.")
+        fields = self.service.recipe_fields(recipe)
+        return self._fill(fields)
+
+    def _fill(self, fields: dict[str, Any]) -> dict:
+        c, note = self.c, fields["note"] or "Recipe restored."
+        common = {c["restore_row"]: gr.update(visible=False), c["restore_note"]: note}
+        if fields["kind"] == "interpolate":
+            m = self.m
+            return {
+                **common, c["tabs"]: gr.Tabs(selected="morph"),
+                m["text_a"]: fields["text_a"], m["image_a"]: _path(fields["image_a"]), m["audio_a"]: _path(fields["audio_a"]),
+                m["text_b"]: fields["text_b"], m["image_b"]: _path(fields["image_b"]), m["audio_b"]: _path(fields["audio_b"]),
+                m["output"]: fields["output"], m["frames"]: fields["frames"], m["seed"]: fields["seed"], m["steps"]: fields["steps"],
+            }
+        weights = fields["weights"]
+        return {
+            **common, c["tabs"]: gr.Tabs(selected="create"),
+            c["text"]: fields["text"], c["text_weight"]: weights["text"],
+            c["image"]: _path(fields["image"]), c["image_weight"]: weights["image"],
+            c["audio"]: _path(fields["audio"]), c["audio_weight"]: weights["audio"],
+            c["output"]: fields["output"], c["seed"]: fields["seed"], c["steps"]: fields["steps"],
+            c["guidance"]: fields["guidance"], c["variants"]: fields["variants"],
+        }
+
+    # --- the History tab ---------------------------------------------------------------------
+
+    def history_gallery(self):
+        """Thumbnails of the newest items and their ids."""
+        items = self.service.history.items(limit=60)
+        gallery = []
+        for item in items:
+            if "thumb.png" in item.files:
+                gallery.append((str(item.path("thumb.png")), _item_label(item)))
+        ids = [item.id for item in items if "thumb.png" in item.files]
+        folder = self.service.history.folder
+        info = (
+            f"{len(self.service.history)} items, {self.service.history.total_bytes / 1e6:.1f} MB in `{folder}` "
+            f"(cap: {self.service.history.max_items} items, {self.service.history.max_bytes / 1e6:.0f} MB; oldest go first)."
+        )
+        return gallery, ids, info
+
+    def select_item(self, ids: list[str], event: gr.SelectData):
+        """Shows the selected history item: its recipe, files and captions."""
+        try:
+            item = self.service.history.get(ids[event.index])
+        except (ValueError, IndexError, TypeError):
+            return None, "That item is gone; refresh the history.", None, None, ""
+        details = f"**{_item_label(item)}** · {item.created} · {_recipe_summary(item.recipe)}"
+        files = [str(p) for p in item.paths("output-")] + [str(p) for p in self.service.item_media(item).values()]
+        captions = "\n".join(item.meta.get("captions", []))
+        return item.id, details, item.recipe, files or None, captions
+
+    @user_errors
+    def load_item(self, item_id: str | None):
+        """Loads the selected item's recipe (and its saved inputs) back into Create or Morph."""
+        if not item_id:
+            raise ValueError("Select an item of the history first.")
+        item = self.service.history.get(item_id)
+        fields = self.service.recipe_fields(item.recipe)
+        for role, path in self.service.item_media(item).items():  # the item's own inputs, even if hashed alike elsewhere
+            fields[role.replace("-", "_")] = path
+        fields["note"] = ""
+        return self._fill(fields)
+
+    @user_errors
+    def delete_item(self, item_id: str | None):
+        if not item_id:
+            raise ValueError("Select an item of the history first.")
+        self.service.history.delete(item_id)
+        return None
+
+
+def _meter(shares: dict[str, float]) -> dict[str, float]:
+    return {{"audio": "sound"}.get(name, name): float(share) for name, share in shares.items()}
+
+
+def _path(path) -> str | None:
+    return str(path) if path else None
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+def _item_label(item) -> str:
+    captions = item.meta.get("captions") or []
+    if captions:
+        return captions[0][:40]
+    recipe = item.recipe
+    inputs = recipe.get("inputs") or recipe.get("mix_a", {}).get("inputs", {})
+    output = {"audio": "sound"}.get(item.meta.get("output"), item.meta.get("output"))
+    if recipe.get("kind") == "interpolate":
+        output = f"{output} morph"
+    if inputs.get("text"):
+        return f"{output}: {inputs['text'][:32]}"
+    media = [name for key, name in (("image_sha256", "an image"), ("audio_sha256", "a sound")) if key in inputs]
+    return f"{output} from {' and '.join(media)}" if media else str(output)
+
+
+# --- layout ----------------------------------------------------------------------------------
+
+
+def build_ui(service: StudioService, concurrency_limit: int = 1) -> gr.Blocks:
+    """The studio's page and API for ``service``; generation runs ``concurrency_limit`` at a time."""
+    page = StudioPage(service)
+    steps, guidance = service.default_steps("image"), service.default_guidance("image")
+    run = {"concurrency_limit": concurrency_limit, "concurrency_id": GENERATE}
+    private = {"api_visibility": "private"}
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
-        with gr.Row():
-            with gr.Column():
-                text = gr.Textbox(label="Text", placeholder="a red fire truck")
-                text_weight = gr.Slider(0, 4, value=1, step=0.05, label="Text weight")
-                image = gr.Image(label="Image", type="pil", image_mode=None)
-                image_weight = gr.Slider(0, 4, value=1, step=0.05, label="Image weight")
-                audio = gr.Audio(label="Sound", type="numpy")
-                audio_weight = gr.Slider(0, 4, value=1, step=0.05, label="Sound weight")
-                button = gr.Button("Fuse", variant="primary")
-            with gr.Column():
-                meter = gr.Label(label="Each input's share of the fused latent")
-                latent = gr.BarPlot(x="dimension", y="mean", title="Fused latent (mean per dimension)")
-                summary = gr.Markdown()
+        if not service.is_trained:
+            gr.Markdown("*These weights are not trained yet: outputs are noise, but every control works.*")
+        with gr.Tabs() as tabs:
+            c = page.c = {"tabs": tabs}
+            with gr.Tab("Create", id="create"):
+                _create_tab(c, steps, guidance)
+            with gr.Tab("Describe", id="describe"):
+                d = _describe_tab()
+            with gr.Tab("Hear", id="hear"):
+                h = _hear_tab(steps, guidance)
+            with gr.Tab("Search", id="search"):
+                s = _search_tab()
+            with gr.Tab("Morph", id="morph"):
+                m = page.m = _morph_tab(steps)
+            with gr.Tab("History", id="history"):
+                hist = _history_tab()
+        api = _api_components(steps, guidance)
 
-        def on_fuse(text_value, text_w, image_value, image_w, audio_value, audio_w):
-            """Fuses text, image and sound (each with a weight) into the joint latent."""
-            return fuse(studio, text_value, text_w, image_value, image_w, audio_value, audio_w)
+        history_outputs = [hist["gallery"], hist["ids"], hist["info"]]
 
-        button.click(
-            on_fuse,
-            inputs=[text, text_weight, image, image_weight, audio, audio_weight],
-            outputs=[meter, latent, summary],
-            api_name="fuse",
+        def then_refresh(event):
+            return event.then(page.history_gallery, None, history_outputs, **private, show_progress="hidden")
+
+        # Create
+        inputs = [c[k] for k in CREATE_FIELDS]
+        outputs = [c[k] for k in ("progress", "preview", "gallery", "captions", "meter", "recipe")] + c["sounds"]
+        create = c["create"].click(page.create, inputs, outputs, **private, **run, show_progress="minimal")
+        then_refresh(create)
+        c["stop"].click(page.stop, None, None, cancels=[create], queue=False, **private)
+        c["dice"].click(page.dice, None, c["seed"], queue=False, **private)
+        meter_inputs = inputs[:6]
+        gr.on(
+            [c["text"].blur, c["text"].submit, c["image"].change, c["audio"].change]
+            + [c[k].release for k in ("text_weight", "image_weight", "audio_weight")],
+            page.measure, meter_inputs, c["meter"], **private, trigger_mode="always_last", show_progress="hidden",
+            concurrency_id="meter", concurrency_limit=1,
         )
+        for source in (c["image"], c["audio"], c["restore_file"]):
+            source.upload(page.offer_recipe, source, [c["pending"], c["restore_row"], c["restore_message"]], **private, show_progress="hidden")
+        restore_outputs = [c["tabs"], c["restore_row"], c["restore_note"]] + [c[k] for k in CREATE_FIELDS] + [m[k] for k in MORPH_FIELDS]
+        c["restore"].click(page.restore, c["pending"], restore_outputs, **private)
+
+        # Describe, Hear, Search, Morph: public endpoints, driven by their tabs
+        then_refresh(d["button"].click(page.caption, [d["image"], d["audio"]], [d["captions"], d["recipe"]], api_name="caption", **run))
+        hear = h["button"].click(page.image_to_audio, [h["image"], h["seed"], h["steps"], h["guidance"]], [h["sound"], h["recipe"]], api_name="image_to_audio", **run)
+        then_refresh(hear)
+        h["stop"].click(page.stop, None, None, cancels=[hear], queue=False, **private)
+        s["button"].click(page.search, [s["text"], s["image"], s["audio"], s["k"]], [s["gallery"], s["hits"]], api_name="search", concurrency_id="search", concurrency_limit=concurrency_limit)
+        morph_inputs = [m[k] for k in MORPH_FIELDS]
+        morph = m["button"].click(page.morph, morph_inputs, [m["gallery"], m["sound"], m["captions"], m["recipe"]], api_name="morph", **run)
+        then_refresh(morph)
+        m["stop"].click(None, None, None, cancels=[morph], queue=False, **private)  # the morph has no steps to stop at
+
+        # History
+        demo.load(page.history_gallery, None, history_outputs, **private)
+        hist["refresh"].click(page.history_gallery, None, history_outputs, **private)
+        hist["gallery"].select(page.select_item, hist["ids"], [hist["selected"], hist["details"], hist["recipe"], hist["files"], hist["captions"]], **private)
+        hist["load"].click(page.load_item, hist["selected"], restore_outputs, **private)
+        then_refresh(hist["delete"].click(page.delete_item, hist["selected"], hist["selected"], **private))
+        demo.unload(page.forget)
+
+        # API-only endpoints (the page reaches the same actions through its tabs)
+        a = api
+        gr.on([], page.text_to_image, [a["text"], a["seed"], a["steps"], a["guidance"], a["variants"]], [a["files"], a["recipe"]], api_name="text_to_image", **run)
+        gr.on([], page.mix, [a["text"], a["text_weight"], a["image"], a["image_weight"], a["audio"], a["audio_weight"], a["output"], a["seed"], a["steps"], a["guidance"], a["variants"]],
+              [a["files"], a["captions"], a["shares"], a["recipe"]], api_name="mix", **run)
+        gr.on([], page.replay, [a["recipe_in"], a["image"], a["audio"]], [a["files"], a["captions"], a["recipe"]], api_name="replay", **run)
+        gr.on([], page.read_recipe, [a["file"]], [a["recipe"]], api_name="read_recipe", queue=False)
+        gr.on([], page.shares, [a["text"], a["text_weight"], a["image"], a["image_weight"], a["audio"], a["audio_weight"]], [a["shares"]], api_name="shares", concurrency_id="meter", concurrency_limit=1)
+        gr.on([], page.history, [a["limit"]], [a["history"]], api_name="history", queue=False)
     return demo
+
+
+def _weight(label: str) -> gr.Slider:
+    return gr.Slider(0, MAX_WEIGHT, value=1, step=0.05, label=label)
+
+
+def _settings(steps: int, guidance: float, seed_with_dice: bool = True) -> dict[str, Any]:
+    parts: dict[str, Any] = {}
+    with gr.Row(equal_height=True):
+        parts["seed"] = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3)
+        if seed_with_dice:
+            parts["dice"] = gr.Button("🎲 Roll", scale=0, min_width=80, elem_id="dice")
+    parts["steps"] = gr.Slider(1, MAX_STEPS, value=steps, step=1, label="Steps")
+    parts["guidance"] = gr.Slider(0, MAX_GUIDANCE, value=guidance, step=0.1, label="Guidance")
+    return parts
+
+
+def _create_tab(c: dict, steps: int, guidance: float) -> None:
+    with gr.Row():
+        with gr.Column():
+            c["text"] = gr.Textbox(label="Text", placeholder="a red fire truck", elem_id="create-text")
+            c["text_weight"] = _weight("Text weight")
+            c["image"] = SafeImage(label="Image", type="filepath", elem_id="create-image")
+            c["image_weight"] = _weight("Image weight")
+            c["audio"] = gr.Audio(label="Sound", type="filepath", format=None, elem_id="create-audio")
+            c["audio_weight"] = _weight("Sound weight")
+            with gr.Row(visible=False) as c["restore_row"]:
+                c["restore_message"] = gr.Markdown("This file was made by the studio.")
+                c["restore"] = gr.Button("Restore its recipe", variant="secondary", elem_id="restore")
+            c["restore_note"] = gr.Markdown()
+            c["pending"] = gr.State(None)
+            with gr.Accordion("Restore a recipe from a generated PNG or WAV", open=False):
+                c["restore_file"] = gr.File(label="A PNG or WAV made by the studio", file_types=[".png", ".wav"], type="filepath")
+        with gr.Column():
+            c["output"] = gr.Radio(OUTPUT_CHOICES, value="image", label="Make", elem_id="create-output")
+            c.update(_settings(steps, guidance))
+            c["variants"] = gr.Slider(1, MAX_VARIANTS, value=1, step=1, label="Variants")
+            with gr.Row():
+                c["create"] = gr.Button("Create", variant="primary", elem_id="create")
+                c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop")
+            c["progress"] = gr.HTML(elem_id="progress")
+            c["preview"] = gr.Image(label="Live preview", visible=False, interactive=False)
+            c["meter"] = gr.Label(label="Each input's share of the fused latent", elem_id="meter")
+            c["gallery"] = gr.Gallery(label="Images", columns=2, height=340, object_fit="contain", format="png", elem_id="create-gallery", interactive=False)
+            c["sounds"] = [gr.Audio(label=f"Sound {i + 1}", visible=False, interactive=False) for i in range(MAX_VARIANTS)]
+            c["captions"] = gr.Textbox(label="Captions", visible=False, lines=2, interactive=False)
+            with gr.Accordion("Recipe", open=False):
+                c["recipe"] = gr.JSON(label="Recipe")
+
+
+def _describe_tab() -> dict:
+    d: dict[str, Any] = {}
+    with gr.Row():
+        with gr.Column():
+            d["image"] = SafeImage(label="Image", type="filepath", elem_id="describe-image")
+            d["audio"] = gr.Audio(label="Sound", type="filepath", format=None)
+            d["button"] = gr.Button("Describe", variant="primary", elem_id="describe")
+        with gr.Column():
+            d["captions"] = gr.Textbox(label="Caption", lines=2, interactive=False, elem_id="describe-caption")
+            d["recipe"] = gr.JSON(label="Recipe")
+    return d
+
+
+def _hear_tab(steps: int, guidance: float) -> dict:
+    h: dict[str, Any] = {}
+    with gr.Row():
+        with gr.Column():
+            h["image"] = SafeImage(label="Image", type="filepath", elem_id="hear-image")
+            h.update(_settings(steps, guidance, seed_with_dice=False))
+            with gr.Row():
+                h["button"] = gr.Button("Hear", variant="primary", elem_id="hear")
+                h["stop"] = gr.Button("Stop", variant="stop")
+        with gr.Column():
+            h["sound"] = gr.Audio(label="Sound", interactive=False, elem_id="hear-sound")
+            h["recipe"] = gr.JSON(label="Recipe")
+    return h
+
+
+def _search_tab() -> dict:
+    s: dict[str, Any] = {}
+    gr.Markdown("Search the bundled examples and your history with any mix of text, image and sound.")
+    with gr.Row():
+        with gr.Column():
+            s["text"] = gr.Textbox(label="Text", placeholder="a yellow sun")
+            s["image"] = SafeImage(label="Image", type="filepath")
+            s["audio"] = gr.Audio(label="Sound", type="filepath", format=None)
+            s["k"] = gr.Slider(1, MAX_HITS, value=8, step=1, label="Results")
+            s["button"] = gr.Button("Search", variant="primary", elem_id="search")
+        with gr.Column():
+            s["gallery"] = gr.Gallery(label="Nearest", columns=4, interactive=False)
+            s["hits"] = gr.JSON(label="Hits")
+    return s
+
+
+def _morph_tab(steps: int) -> dict:
+    m: dict[str, Any] = {}
+    with gr.Row():
+        for side in ("a", "b"):
+            with gr.Column():
+                gr.Markdown(f"### Mix {side.upper()}")
+                m[f"text_{side}"] = gr.Textbox(label="Text")
+                m[f"image_{side}"] = SafeImage(label="Image", type="filepath")
+                m[f"audio_{side}"] = gr.Audio(label="Sound", type="filepath", format=None)
+        with gr.Column():
+            m["output"] = gr.Radio(OUTPUT_CHOICES, value="image", label="Make")
+            m["frames"] = gr.Slider(2, MAX_FRAMES, value=5, step=1, label="Frames")
+            m["seed"] = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+            m["steps"] = gr.Slider(1, MAX_STEPS, value=steps, step=1, label="Steps")
+            with gr.Row():
+                m["button"] = gr.Button("Morph", variant="primary", elem_id="morph")
+                m["stop"] = gr.Button("Stop", variant="stop")
+    m["gallery"] = gr.Gallery(label="Image strip", columns=MAX_FRAMES, interactive=False)
+    m["sound"] = gr.Audio(label="Sound sequence", interactive=False)
+    m["captions"] = gr.Textbox(label="Captions", lines=3, interactive=False)
+    m["recipe"] = gr.JSON(label="Recipe")
+    return m
+
+
+def _history_tab() -> dict:
+    hist: dict[str, Any] = {}
+    hist["info"] = gr.Markdown()
+    hist["refresh"] = gr.Button("Refresh", size="sm")
+    hist["gallery"] = gr.Gallery(label="History (newest first)", columns=6, allow_preview=False, interactive=False, elem_id="history-gallery")
+    hist["ids"] = gr.State([])
+    hist["selected"] = gr.State(None)
+    hist["details"] = gr.Markdown()
+    with gr.Row():
+        hist["load"] = gr.Button("Load into Create", variant="primary", elem_id="history-load")
+        hist["delete"] = gr.Button("Delete", variant="stop")
+    hist["captions"] = gr.Textbox(label="Captions", interactive=False)
+    hist["files"] = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="history-files")
+    hist["recipe"] = gr.JSON(label="Recipe")
+    return hist
+
+
+def _api_components(steps: int, guidance: float) -> dict:
+    """Hidden inputs and outputs of the API-only endpoints."""
+    a: dict[str, Any] = {}
+    with gr.Column(visible=False):
+        a["text"] = gr.Textbox(label="text")
+        for name in ("text_weight", "image_weight", "audio_weight"):
+            a[name] = gr.Number(1.0, label=name)
+        a["image"] = SafeImage(label="image", type="filepath")
+        a["audio"] = gr.Audio(label="audio", type="filepath", format=None)
+        a["output"] = gr.Textbox("image", label="output")
+        a["seed"] = gr.Number(0, label="seed")
+        a["steps"] = gr.Number(steps, label="steps")
+        a["guidance"] = gr.Number(guidance, label="guidance")
+        a["variants"] = gr.Number(1, label="variants")
+        a["limit"] = gr.Number(20, label="limit")
+        a["recipe_in"] = gr.JSON(label="recipe")
+        a["file"] = gr.File(label="file", type="filepath")
+        a["files"] = gr.File(label="files", file_count="multiple")
+        a["captions"] = gr.JSON(label="captions")
+        a["shares"] = gr.JSON(label="shares")
+        a["recipe"] = gr.JSON(label="recipe")
+        a["history"] = gr.JSON(label="history")
+    return a
+
+
+def launch_options(service: StudioService) -> dict[str, Any]:
+    """``Blocks.launch`` settings the studio needs: no SSR (an advisory bites gradio 6.27 to 6.31
+    with it), an upload size cap, and no file access beyond the history folder."""
+    return {
+        "ssr_mode": False,
+        "max_file_size": MAX_FILE_SIZE,
+        "allowed_paths": [str(service.history.folder)],
+        "css": CSS,
+    }

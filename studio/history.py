@@ -1,0 +1,232 @@
+"""The history of everything the studio made, kept on disk so it survives restarts.
+
+Layout: one folder per item under ``<history folder>/items/``, named by a time-ordered id,
+holding the item's files and ``item.json`` (its recipe, kind, shares, captions, the sha256 of
+its input media and the size of every file).
+
+Writes are atomic: an item is written into a hidden ``.tmp-<id>`` folder, each file is synced,
+``item.json`` is written last, and the folder is renamed into place with ``os.replace``. A
+process killed mid-write leaves only a hidden temporary folder, which the next start removes;
+an item is either complete or absent. Eviction renames an item to a hidden ``.trash-<id>``
+folder before deleting it, for the same reason.
+
+Size cap: after each addition the oldest items are evicted until at most ``max_items`` items
+and ``max_bytes`` bytes remain (the newest item is always kept, even if it alone is larger).
+One studio process should own a history folder at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MAX_ITEMS = 500
+DEFAULT_MAX_BYTES = 1_000_000_000  # 1 GB
+ITEM_FILE = "item.json"
+FileSource = bytes | str | os.PathLike | Callable[[Path], None]
+
+
+def default_folder() -> Path:
+    """``<user data dir>/fusion-studio/history`` (e.g. ``~/.local/share/fusion-studio/history``)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("fusion-studio", appauthor=False)) / "history"
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One saved result: its id (time-ordered), folder, metadata and files (name → bytes)."""
+
+    id: str
+    folder: Path
+    meta: dict[str, Any]
+    files: dict[str, int]
+
+    @property
+    def created(self) -> str:
+        return self.meta.get("created", "")
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        return self.meta.get("recipe", {})
+
+    @property
+    def size(self) -> int:
+        return sum(self.files.values())
+
+    def path(self, name: str) -> Path:
+        if name not in self.files:
+            raise KeyError(f"History item {self.id} has no file {name!r}.")
+        return self.folder / name
+
+    def paths(self, prefix: str = "") -> list[Path]:
+        """The item's files whose names start with ``prefix``, in name order."""
+        return [self.folder / name for name in sorted(self.files) if name.startswith(prefix)]
+
+
+class History:
+    """Saved results in ``folder``, newest last, capped by count and bytes (oldest evicted first)."""
+
+    def __init__(self, folder: str | os.PathLike | None = None, max_items: int = DEFAULT_MAX_ITEMS, max_bytes: int = DEFAULT_MAX_BYTES):
+        if max_items < 1 or max_bytes < 1:
+            raise ValueError(f"The history needs room for at least one item, got max_items={max_items}, max_bytes={max_bytes}.")
+        self.folder = Path(folder) if folder is not None else default_folder()
+        self.max_items, self.max_bytes = int(max_items), int(max_bytes)
+        self._lock = threading.RLock()
+        self._items_folder.mkdir(parents=True, exist_ok=True)
+        self._remove_leftovers()
+        self._items: dict[str, HistoryItem] = {}
+        for folder in sorted(self._items_folder.iterdir()):
+            item = self._load(folder)
+            if item is not None:
+                self._items[item.id] = item
+
+    @property
+    def _items_folder(self) -> Path:
+        return self.folder / "items"
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, item_id: str) -> bool:
+        return item_id in self._items
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(item.size for item in self._items.values())
+
+    def items(self, newest_first: bool = True, limit: int | None = None) -> list[HistoryItem]:
+        with self._lock:
+            ordered = sorted(self._items.values(), key=lambda item: item.id, reverse=newest_first)
+        return ordered[:limit] if limit is not None else ordered
+
+    def get(self, item_id: str) -> HistoryItem:
+        try:
+            return self._items[item_id]
+        except KeyError:
+            raise ValueError(f"No history item {item_id!r}; it may have been evicted.") from None
+
+    def find_media(self, sha256: str) -> Path | None:
+        """A saved input file whose content hashes to ``sha256`` (see ``item.json``'s ``media``), if any."""
+        for item in self.items():
+            for entry in item.meta.get("media", []):
+                if entry.get("sha256") == sha256 and entry.get("file") in item.files:
+                    return item.path(entry["file"])
+        return None
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def add(self, meta: dict[str, Any], files: dict[str, FileSource]) -> HistoryItem:
+        """Writes one item atomically, then evicts the oldest items beyond the caps.
+
+        Args:
+            meta: JSON-serialisable metadata (recipe, kind, ...); ``id`` and ``created`` are added.
+            files: file name → bytes, a path to copy, or a function that writes the given path.
+        """
+        item_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        for name in files:
+            if name == ITEM_FILE or "/" in name or "\\" in name or name.startswith("."):
+                raise ValueError(f"Bad history file name {name!r}.")
+        temporary = self._items_folder / f".tmp-{item_id}"
+        temporary.mkdir()
+        try:
+            sizes = {}
+            for name, source in files.items():
+                sizes[name] = _write_file(temporary / name, source)
+            meta = {**meta, "id": item_id, "created": datetime.now(UTC).isoformat(timespec="seconds"), "files": sizes}
+            _write_file(temporary / ITEM_FILE, json.dumps(meta, indent=1, sort_keys=True).encode("utf-8"))
+            final = self._items_folder / item_id
+            os.replace(temporary, final)
+            _sync_folder(self._items_folder)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        item = HistoryItem(id=item_id, folder=final, meta=meta, files=sizes)
+        with self._lock:
+            self._items[item_id] = item
+            self._evict(keep=item_id)
+        return item
+
+    def delete(self, item_id: str) -> None:
+        """Removes one item (renamed to a hidden folder first, so a crash never leaves half of it)."""
+        with self._lock:
+            item = self._items.pop(item_id, None)
+        if item is not None:
+            trash = self._items_folder / f".trash-{item_id}"
+            os.replace(item.folder, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def _evict(self, keep: str) -> None:
+        oldest_first = self.items(newest_first=False)
+        total = sum(item.size for item in oldest_first)
+        count = len(oldest_first)
+        for item in oldest_first:
+            if count <= self.max_items and total <= self.max_bytes:
+                break
+            if item.id == keep:
+                continue
+            self.delete(item.id)
+            count, total = count - 1, total - item.size
+
+    # --- start-up -----------------------------------------------------------------------------
+
+    def _remove_leftovers(self) -> None:
+        """Deletes what a killed process left: unfinished ``.tmp-*`` and ``.trash-*`` folders."""
+        for folder in self._items_folder.iterdir():
+            if folder.name.startswith((".tmp-", ".trash-")):
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _load(self, folder: Path) -> HistoryItem | None:
+        if folder.name.startswith(".") or not folder.is_dir():
+            return None
+        try:
+            meta = json.loads((folder / ITEM_FILE).read_text("utf-8"))
+            files = {name: int(size) for name, size in meta["files"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # not an item of ours; left alone
+        return HistoryItem(id=folder.name, folder=folder, meta=meta, files=files)
+
+
+def _write_file(path: Path, source: FileSource) -> int:
+    if isinstance(source, bytes):
+        with path.open("wb") as handle:
+            handle.write(source)
+            handle.flush()
+            os.fsync(handle.fileno())
+    elif isinstance(source, (str, os.PathLike)):
+        shutil.copyfile(source, path)
+        _sync_file(path)
+    else:
+        source(path)
+        _sync_file(path)
+    return path.stat().st_size
+
+
+def _sync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    # the rename itself must reach the disk for an item to survive a power cut
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

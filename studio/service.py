@@ -1,0 +1,463 @@
+"""What the page and the API do, as plain Python: the studio, its history and its search gallery.
+
+``StudioService`` wraps the ``core.Studio`` facade. Each action checks its input (raising a
+``ValueError`` that says what to fix), calls the facade under one lock (the models are shared
+by every user; the queue's concurrency limit decides how many wait), writes the result to the
+history with its recipe inside every PNG and WAV, and returns plain values: file paths,
+strings and dicts. Nothing here imports gradio or touches a tensor.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import numbers
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .examples import Example, load_examples
+from .history import History, HistoryItem
+from .media import caption_card, join_sounds, thumbnail, waveform_thumbnail
+from .recipes import png_with_recipe, read_recipe, wav_with_recipe
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = {"image": "image", "sound": "audio", "caption": "caption"}  # what the page says → the facade's name
+MAX_WEIGHT = 10.0
+MAX_STEPS = 100
+MAX_GUIDANCE = 20.0
+MAX_VARIANTS = 4
+MAX_FRAMES = 8
+MAX_SEED = 2**31 - 17
+MAX_HITS = 24
+StepCallback = Callable[..., None]
+
+
+class Cancelled(Exception):
+    """Raised inside a generation when its user pressed Stop."""
+
+
+@dataclass
+class Result:
+    """What one action made: media files (each with its recipe inside), captions, recipe, shares."""
+
+    files: list[Path]
+    captions: list[str]
+    recipe: dict[str, Any]
+    shares: dict[str, float]
+    item: HistoryItem
+
+
+class StudioService:
+    """The studio, its history and its search gallery behind plain-value methods."""
+
+    def __init__(self, studio, history: History, examples: list[Example] | None = None, index_history: int = 200):
+        self.studio = studio
+        self.history = history
+        self.examples = load_examples() if examples is None else examples
+        self.lock = threading.RLock()  # one call into the models at a time
+        self.gallery: dict[str, dict[str, Any]] = {}  # search key → what to show for it
+        self.examples_ready = threading.Event()
+        self._index_queue: queue.Queue = queue.Queue()
+        self._index_history = index_history
+        self._indexer: threading.Thread | None = None
+
+    # --- defaults -----------------------------------------------------------------------------
+
+    def default_steps(self, output: str = "image") -> int:
+        return int(self.studio.pipeline.config.default_steps.get(output, 25))
+
+    def default_guidance(self, output: str = "image") -> float:
+        return float(self.studio.pipeline.config.default_guidance.get(output, 3.0))
+
+    @property
+    def is_trained(self) -> bool:
+        return bool(self.studio.is_trained)
+
+    # --- creating -----------------------------------------------------------------------------
+
+    def mix(
+        self,
+        text: str | None = None,
+        image: Any = None,
+        audio: Any = None,
+        weights: dict[str, float] | None = None,
+        output: str = "image",
+        seed: Any = 0,
+        steps: Any = None,
+        guidance: Any = None,
+        variants: Any = 1,
+        on_step: StepCallback | None = None,
+    ) -> Result:
+        """Any weighted mix of text, image and sound → ``variants`` images, sounds or captions."""
+        target = check_output(output)
+        text = text if isinstance(text, str) and text.strip() else None
+        weights = check_weights(weights)
+        seed = check_int(seed, "seed", 0, MAX_SEED)
+        steps = self.default_steps(target) if steps is None else check_int(steps, "steps", 1, MAX_STEPS)
+        guidance = self.default_guidance(target) if guidance is None else check_number(guidance, "guidance", 0, MAX_GUIDANCE)
+        variants = check_int(variants, "variants", 1, MAX_VARIANTS)
+        with self.lock:
+            generation = self.studio.generate(
+                target, text=text, image=image, audio=audio, weights=weights, seed=seed, steps=steps,
+                guidance=guidance, num=variants, on_step=on_step,
+            )
+        return self._save("generate", generation, {"image": image, "audio": audio})
+
+    def text_to_image(self, prompt: str, seed: Any = 0, steps: Any = None, guidance: Any = None, variants: Any = 1, on_step: StepCallback | None = None) -> Result:
+        """A prompt → images."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("The prompt is empty: type a few words, e.g. 'a red fire truck'.")
+        return self.mix(text=prompt, output="image", seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=on_step)
+
+    def image_to_audio(self, image: Any, seed: Any = 0, steps: Any = None, guidance: Any = None, on_step: StepCallback | None = None) -> Result:
+        """An image → a sound."""
+        if image is None:
+            raise ValueError("Upload an image to hear it.")
+        return self.mix(image=image, output="sound", seed=seed, steps=steps, guidance=guidance, on_step=on_step)
+
+    def describe(self, image: Any = None, audio: Any = None) -> Result:
+        """An image, a sound or both → a caption."""
+        if image is None and audio is None:
+            raise ValueError("Upload an image or a sound to describe.")
+        with self.lock:
+            generation = self.studio.caption(image=image, audio=audio)
+        return self._save("generate", generation, {"image": image, "audio": audio})
+
+    def morph(
+        self,
+        mix_a: dict[str, Any],
+        mix_b: dict[str, Any],
+        frames: Any = 5,
+        output: str = "image",
+        seed: Any = 0,
+        steps: Any = None,
+        guidance: Any = None,
+    ) -> Result:
+        """``frames`` outputs along the path between two mixes (images, one sound sequence, or captions)."""
+        target = check_output(output)
+        mixes = [_clean_mix(mix_a, "first"), _clean_mix(mix_b, "second")]
+        frames = check_int(frames, "frames", 2, MAX_FRAMES)
+        seed = check_int(seed, "seed", 0, MAX_SEED)
+        steps = self.default_steps(target) if steps is None else check_int(steps, "steps", 1, MAX_STEPS)
+        guidance = self.default_guidance(target) if guidance is None else check_number(guidance, "guidance", 0, MAX_GUIDANCE)
+        with self.lock:
+            generation = self.studio.interpolate(mixes[0], mixes[1], n=frames, output=target, seed=seed, steps=steps, guidance=guidance)
+        media = {f"{modality}-{side}": mix.get(modality) for side, mix in zip("ab", mixes, strict=True) for modality in ("image", "audio")}
+        return self._save("interpolate", generation, media)
+
+    def replay(self, recipe: dict[str, Any] | str, image: Any = None, audio: Any = None) -> Result:
+        """Makes a recipe again (identical output on the same machine).
+
+        Its image and sound come from ``image`` / ``audio`` when given, else from the history
+        (found by hash), else from what the studio saw since it started.
+        """
+        recipe = parse_recipe(recipe)
+        if recipe["kind"] == "interpolate":
+            return self._replay_morph(recipe)
+        inputs = recipe.get("inputs", {})
+        image = image if image is not None else self._media_for(inputs.get("image_sha256"))
+        audio = audio if audio is not None else self._media_for(inputs.get("audio_sha256"))
+        with self.lock:
+            generation = self.studio.replay(recipe, image=image, audio=audio)
+        return self._save("generate", generation, {"image": image, "audio": audio})
+
+    def _replay_morph(self, recipe: dict[str, Any]) -> Result:
+        mixes = []
+        for side in "ab":
+            try:
+                hashes, weights = recipe[f"mix_{side}"]["inputs"], recipe[f"mix_{side}"]["weights"]
+            except (KeyError, TypeError) as error:
+                raise ValueError(f"The morph recipe lacks {error}; it may come from another version of the studio.") from error
+            mix = {"text": hashes.get("text"), "weights": weights}
+            for modality in ("image", "audio"):
+                digest = hashes.get(f"{modality}_sha256")
+                if digest:
+                    mix[modality] = self._media_for(digest)
+                    if mix[modality] is None:
+                        raise ValueError(f"This morph used a{'n' if modality == 'image' else ''} {modality} that is not in the history (sha256 {digest[:12]}...).")
+            mixes.append(mix)
+        return self.morph(mixes[0], mixes[1], frames=recipe.get("n"), output=_page_output(recipe.get("output")), seed=recipe.get("seed"), steps=recipe.get("steps"), guidance=recipe.get("guidance"))
+
+    def _media_for(self, digest: str | None) -> Path | None:
+        return self.history.find_media(digest) if digest else None
+
+    # --- fusing and searching -----------------------------------------------------------------
+
+    def shares(self, text: str | None = None, image: Any = None, audio: Any = None, weights: dict[str, float] | None = None) -> dict[str, float]:
+        """Each input's share of the fused latent, and the prior's (they sum to 1)."""
+        text = text if isinstance(text, str) and text.strip() else None
+        weights = check_weights(weights)
+        with self.lock:
+            encoding = self.studio.encode(text=text, image=image, audio=audio, weights=weights)
+        return {**encoding.shares, "prior": encoding.prior_share}
+
+    def search(self, text: str | None = None, image: Any = None, audio: Any = None, weights: dict[str, float] | None = None, k: Any = 8) -> list[dict[str, Any]]:
+        """The ``k`` nearest items of the example gallery and the history, best first."""
+        text = text if isinstance(text, str) and text.strip() else None
+        weights = check_weights(weights)
+        k = check_int(k, "k", 1, MAX_HITS)
+        if not self.examples_ready.wait(timeout=120):
+            raise ValueError("The gallery is still being indexed; try again in a moment.")
+        with self.lock:
+            hits = self.studio.search(text=text, image=image, audio=audio, weights=weights, k=k + 16)
+        found = []
+        for hit in hits:
+            entry = self.gallery.get(hit.key)
+            if entry is None or (entry.get("item") and entry["item"] not in self.history):
+                continue  # evicted from the history since it was indexed
+            found.append({**entry, "key": hit.key, "score": round(float(hit.score), 4), "rank": len(found)})
+            if len(found) == k:
+                break
+        return found
+
+    # --- the search gallery, indexed in the background ------------------------------------------
+
+    def start_indexing(self) -> None:
+        """Indexes the examples, then recent history items, in a background thread."""
+        if self._indexer is not None:
+            return
+        for example in self.examples:
+            self._index_queue.put((f"example:{example.key}", {"text": example.caption, "image": example.image, "audio": example.audio},
+                                   {"source": "example", "caption": example.caption, "thumb": str(example.image)}))
+        self._index_queue.put(None)  # marks the end of the examples
+        for item in self.history.items(limit=self._index_history):
+            self._queue_item(item)
+        self._indexer = threading.Thread(target=self._index_forever, name="gallery-indexer", daemon=True)
+        self._indexer.start()
+
+    def wait_indexed(self, timeout: float = 60) -> bool:
+        """Waits until everything queued so far is indexed (for tests and scripts)."""
+        done = threading.Event()
+        self._index_queue.put(done)
+        return done.wait(timeout)
+
+    def _queue_item(self, item: HistoryItem) -> None:
+        what = {}
+        for modality, name in item.meta.get("index", {}).items():
+            what[modality] = name if modality == "text" else item.folder / name
+        if what:
+            captions = item.meta.get("captions") or []
+            label = captions[0] if captions else (item.recipe.get("inputs", {}).get("text") or item.meta.get("output", ""))
+            thumb = item.folder / "thumb.png" if "thumb.png" in item.files else None
+            self._index_queue.put((f"history:{item.id}", what, {"source": "history", "item": item.id, "caption": label, "thumb": str(thumb) if thumb else None}))
+
+    def _index_forever(self) -> None:
+        while True:
+            job = self._index_queue.get()
+            if job is None:
+                self.examples_ready.set()
+                continue
+            if isinstance(job, threading.Event):
+                job.set()
+                continue
+            key, what, entry = job
+            try:
+                with self.lock:
+                    self.studio.add_to_gallery(key, **what)
+                self.gallery[key] = entry
+            except Exception as error:  # one bad item must not stop the gallery
+                log.warning("Could not index %s for search: %s", key, error)
+
+    # --- history ------------------------------------------------------------------------------
+
+    def _save(self, kind: str, generation, media: dict[str, Any]) -> Result:
+        recipe, outputs = generation.recipe, generation.outputs
+        files: dict[str, Any] = {}
+        captions: list[str] = []
+        index: dict[str, str] = {}
+        if outputs and isinstance(outputs[0], Image.Image):
+            for i, picture in enumerate(outputs):
+                files[f"output-{i}.png"] = png_with_recipe(picture, {**recipe, "variant": i})
+            files["thumb.png"] = _png(thumbnail(outputs[0]))
+            index["image"] = "output-0.png"
+        elif outputs and isinstance(outputs[0], tuple):
+            sounds = [(int(rate), np.asarray(wave, dtype=np.float32)) for rate, wave in outputs]
+            if kind == "interpolate":  # a morph's sounds play as one sequence
+                sounds = [join_sounds(sounds)]
+            for i, (rate, wave) in enumerate(sounds):
+                files[f"output-{i}.wav"] = wav_with_recipe(rate, wave, {**recipe, "variant": i})
+            files["thumb.png"] = _png(waveform_thumbnail(sounds[0][1]))
+            index["audio"] = "output-0.wav"
+        else:
+            captions = [str(text) for text in outputs]
+            files["captions.json"] = json.dumps(captions, ensure_ascii=False).encode("utf-8")
+            files["thumb.png"] = _png(caption_card(captions[0] if captions else ""))
+            if captions and captions[0].strip():
+                index["text"] = captions[0]
+        media_entries = []
+        for role, value in media.items():
+            if value is None:
+                continue
+            name, source = _media_file(role, value)
+            files[name] = source
+            media_entries.append({"role": role, "file": name, "sha256": _digest_for(recipe, role)})
+        meta = {
+            "kind": kind, "output": recipe.get("output"), "recipe": recipe, "shares": generation.shares,
+            "captions": captions, "media": media_entries, "index": index,
+        }
+        item = self.history.add(meta, files)
+        if self._indexer is not None:
+            self._queue_item(item)
+        return Result(files=item.paths("output-"), captions=captions, recipe=recipe, shares=dict(generation.shares), item=item)
+
+    def history_list(self, limit: Any = 50) -> list[dict[str, Any]]:
+        """The newest items: id, time, kind, output, captions and recipe."""
+        limit = check_int(limit, "limit", 1, 1000)
+        return [
+            {"id": item.id, "created": item.created, "kind": item.meta.get("kind"), "output": item.meta.get("output"),
+             "captions": item.meta.get("captions", []), "recipe": item.recipe}
+            for item in self.history.items(limit=limit)
+        ]
+
+    def item_media(self, item: HistoryItem) -> dict[str, Path]:
+        """The saved input files of an item, by role (``image``, ``audio``, ``image-a``...)."""
+        return {entry["role"]: item.path(entry["file"]) for entry in item.meta.get("media", []) if entry.get("file") in item.files}
+
+    # --- recipes ------------------------------------------------------------------------------
+
+    def read_recipe(self, path: str | Path) -> dict[str, Any]:
+        """The recipe inside a PNG or WAV the studio made."""
+        recipe = read_recipe(path)
+        if recipe is None:
+            raise ValueError(f"{Path(path).name!r} holds no studio recipe: only images and sounds the studio made carry one.")
+        return recipe
+
+    def recipe_fields(self, recipe: dict[str, Any] | str) -> dict[str, Any]:
+        """A recipe as the page's fields, with its media found in the history where possible.
+
+        ``note`` says which inputs must be uploaded again (the recipe holds only their hashes).
+        """
+        recipe = parse_recipe(recipe)
+        missing = []
+
+        def find(hashes: dict[str, Any], modality: str, label: str) -> Path | None:
+            digest = hashes.get(f"{modality}_sha256")
+            if not digest:
+                return None
+            found = self._media_for(digest)
+            if found is None:
+                missing.append(f"{label} (sha256 {digest[:12]}...)")
+            return found
+
+        fields: dict[str, Any] = {"kind": recipe["kind"], "output": _page_output(recipe.get("output")), "seed": recipe.get("seed", 0),
+                                  "steps": recipe.get("steps"), "guidance": recipe.get("guidance")}
+        if recipe["kind"] == "interpolate":
+            for side in "ab":
+                hashes = recipe.get(f"mix_{side}", {}).get("inputs", {})
+                fields[f"text_{side}"] = hashes.get("text") or ""
+                fields[f"image_{side}"] = find(hashes, "image", f"the image of mix {side.upper()}")
+                fields[f"audio_{side}"] = find(hashes, "audio", f"the sound of mix {side.upper()}")
+            fields["frames"] = recipe.get("n", 5)
+        else:
+            inputs, weights = recipe.get("inputs", {}), recipe.get("weights", {})
+            fields["text"] = inputs.get("text") or ""
+            fields["image"] = find(inputs, "image", "the image")
+            fields["audio"] = find(inputs, "audio", "the sound")
+            fields["weights"] = {m: float(weights.get(m, 1.0)) for m in ("text", "image", "audio")}
+            fields["variants"] = recipe.get("num_outputs", 1)
+        fields["note"] = ("Upload again: " + ", ".join(missing) + ".") if missing else ""
+        return fields
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+def check_output(output: Any) -> str:
+    """The page's output name (image, sound, caption; the facade's ``audio`` too) → the facade's."""
+    if output in OUTPUTS:
+        return OUTPUTS[output]
+    if output in OUTPUTS.values():
+        return output
+    raise ValueError(f"Unknown output {output!r}; choose one of {list(OUTPUTS)}.")
+
+
+def _page_output(output: Any) -> str:
+    return {v: k for k, v in OUTPUTS.items()}.get(output, "image")
+
+
+def check_int(value: Any, name: str, low: int, high: int) -> int:
+    """An integer (or a float with an integer value) from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value or int(value) != value:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{name} must be from {low} to {high}, got {int(value)}.")
+    return int(value)
+
+
+def check_number(value: Any, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= float(value) <= high:
+        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}.")
+    return float(value)
+
+
+def check_weights(weights: dict[str, Any] | None) -> dict[str, float]:
+    """Weights by modality, each a number from 0 to ``MAX_WEIGHT`` (the facade checks the rest)."""
+    checked = {}
+    for name, value in (weights or {}).items():
+        label = {"audio": "sound"}.get(name, name)
+        checked[name] = check_number(value, f"The {label} weight", 0.0, MAX_WEIGHT)
+    return checked
+
+
+def parse_recipe(recipe: dict[str, Any] | str) -> dict[str, Any]:
+    """A recipe dict (or its JSON text), checked to be one of the studio's."""
+    if isinstance(recipe, str):
+        try:
+            recipe = json.loads(recipe)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"The recipe is not valid JSON ({error.msg} at character {error.pos}).") from error
+    if not isinstance(recipe, dict) or recipe.get("kind") not in ("generate", "interpolate"):
+        raise ValueError("Not a studio recipe: expected a JSON object with kind 'generate' or 'interpolate'.")
+    return {k: v for k, v in recipe.items() if k != "variant"}
+
+
+def _clean_mix(mix: dict[str, Any] | None, which: str) -> dict[str, Any]:
+    mix = {k: v for k, v in (mix or {}).items() if v is not None}
+    if isinstance(mix.get("text"), str) and not mix["text"].strip():
+        mix.pop("text")
+    if "weights" in mix:
+        mix["weights"] = check_weights(mix["weights"])
+    if not any(k in mix for k in ("text", "image", "audio")):
+        raise ValueError(f"The {which} mix is empty: give it a text, an image or a sound.")
+    return mix
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _media_file(role: str, value: Any) -> tuple[str, Any]:
+    """A history file name and source for an input: a path is copied, a PIL image or sound encoded."""
+    if isinstance(value, (str, Path)):
+        return f"input-{role}{Path(value).suffix.lower()[:8]}", Path(value)
+    if isinstance(value, Image.Image):
+        return f"input-{role}.png", _png(value)
+    if isinstance(value, tuple) and len(value) == 2:
+        rate, samples = value
+        samples = np.asarray(samples)
+        buffer = io.BytesIO()
+        import soundfile
+
+        soundfile.write(buffer, samples, int(rate), format="WAV", subtype="FLOAT" if samples.dtype.kind == "f" else "PCM_16")
+        return f"input-{role}.wav", buffer.getvalue()
+    raise ValueError(f"Cannot save a {type(value).__name__} as the {role} input.")
+
+
+def _digest_for(recipe: dict[str, Any], role: str) -> str | None:
+    modality, _, side = role.partition("-")
+    inputs = recipe.get(f"mix_{side}", {}).get("inputs", {}) if side else recipe.get("inputs", {})
+    return inputs.get(f"{modality}_sha256")

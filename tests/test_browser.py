@@ -1,0 +1,107 @@
+"""A real browser (Debian's chromium through Playwright) uses the page: create, hear, history, restore.
+
+Screenshots go to a temporary folder (printed; kept by pytest under its basetemp). Skipped when
+chromium or the playwright package is missing; CI installs both (see ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from studio.recipes import read_recipe
+from tests.test_app import launch, make_service
+
+pytestmark = pytest.mark.slow
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+EXAMPLE = Path(__file__).resolve().parent.parent / "assets" / "examples" / "yellow-sun.png"
+TIMEOUT = 60_000  # ms, for a busy CI machine
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not shutil.which(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_studio, tmp_path_factory):
+    service = make_service(tiny_studio.pipeline, tmp_path_factory.mktemp("browser-history"))
+    demo = launch(service)
+    yield demo.local_url
+    demo.close()
+
+
+def download(url: str, folder: Path, name: str) -> Path:
+    path = folder / name
+    path.write_bytes(httpx.get(url, timeout=30).content)
+    return path
+
+
+def set_steps(page, count: int, index: int = 0) -> None:
+    box = page.get_by_label("number input for Steps").nth(index)
+    box.fill(str(count))
+    box.press("Enter")
+
+
+def test_create_hear_history_and_restore_in_a_browser(browser, app_url, tmp_path):
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.set_default_timeout(TIMEOUT)
+    page.goto(app_url)
+
+    # Create: type a prompt, generate, see an image that carries its recipe
+    page.fill("#create-text textarea", "a red fire truck")
+    set_steps(page, 2)
+    page.click("#create")
+    image = page.wait_for_selector("#create-gallery img")
+    page.wait_for_selector("#progress:has-text('Done: 2 steps')")
+    page.screenshot(path=shots / "1-create.png", full_page=True)
+    made = download(image.get_attribute("src"), tmp_path, "made.png")
+    assert read_recipe(made)["inputs"] == {"text": "a red fire truck"}
+
+    # Hear: upload an image, get a sound
+    page.get_by_role("tab", name="Hear").click()
+    page.locator("#hear-image input[type=file]").set_input_files(EXAMPLE)
+    page.wait_for_selector("#hear-image img")
+    set_steps(page, 2, index=1)
+    page.click("#hear")
+    link = page.wait_for_selector('#hear-sound a[download$=".wav"]')
+    page.screenshot(path=shots / "2-hear.png", full_page=True)
+    sound = download(link.get_attribute("href"), tmp_path, "heard.wav")
+    assert read_recipe(sound)["output"] == "audio"
+
+    # History: both results are there; load the sound's recipe back into Create
+    page.get_by_role("tab", name="History").click()
+    page.get_by_role("button", name="Refresh").click()
+    page.wait_for_function("document.querySelectorAll('#history-gallery img').length >= 2")
+    page.locator("#history-gallery button.thumbnail-item").first.click()
+    page.wait_for_selector("#history-files a[download='output-0.wav']")  # its files, to download
+    page.click("#history-load")
+    page.wait_for_selector("#create-image img")  # the saved input image came back
+    assert page.locator("#create-text textarea").input_value() == ""
+    assert page.locator("#create-output").get_by_label("sound", exact=True).is_checked()
+    page.screenshot(path=shots / "3-history-loaded.png", full_page=True)
+
+    # Restore: uploading a generated PNG offers its recipe
+    page.locator("#create-image button[aria-label='Remove Image']").click()
+    page.locator("#create-image input[type=file]").set_input_files(made)
+    page.click("#restore")
+    page.wait_for_function("document.querySelector('#create-text textarea').value === 'a red fire truck'")
+    assert page.locator("#create-output").get_by_label("image", exact=True).is_checked()
+    page.screenshot(path=shots / "4-restored.png", full_page=True)
+    print(f"screenshots in {shots}")
+    assert len(list(shots.glob("*.png"))) == 4
