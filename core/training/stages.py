@@ -48,7 +48,7 @@ class TrainPlan:
     size: str = "embedded"
     max_minutes: float = 55.0
     steps: dict[str, int] = field(default_factory=lambda: {
-        "sound_encoder": 3000, "joint": 6000, "image_autoencoder": 4000,
+        "sound_encoder": 800, "joint": 6000, "image_autoencoder": 4000,
         "image_diffusion": 4000, "sound_diffusion": 2500, "caption": 4000,
     })
     batch_size: dict[str, int] = field(default_factory=lambda: {
