@@ -156,21 +156,28 @@ class Studio:
         scheduler: str | None = None,
         caption_method: str = "beam",
         on_step=None,
+        previews: bool = False,
     ) -> Generation:
         """Makes ``num`` images, sounds or captions (``output``) from any weighted mix of inputs.
 
         ``seed`` fixes everything random: variant ``i`` uses ``seed + i``. ``steps`` and
         ``guidance`` default to the preset's. ``on_step(step, total)`` is called after each
-        denoising step (for progress and live previews). Raises ``ValueError`` on bad input.
+        denoising step, for progress; with ``previews=True`` image generations call
+        ``on_step(step, total, preview)`` with the first variant's current latents decoded to a
+        PIL image (a live preview; it does not change the result). Raises ``ValueError`` on bad input.
         """
         check_seed(seed)
         check_weights(weights, text=text, image=image, audio=audio)
         callback = None
         if on_step is not None:
             total = self.pipeline.resolve_defaults(output, steps, guidance)[0]
+            show = previews and output == "image" and self.pipeline.image_hub_decoder is None
 
             def callback(pipeline, index, timestep, tensors):
-                on_step(index + 1, total)
+                if show:
+                    on_step(index + 1, total, self.pipeline.preview_image(tensors["latents"][:1]))
+                else:
+                    on_step(index + 1, total)
                 return tensors
 
         # load and check the media once; the pipeline takes them as they are

@@ -108,7 +108,7 @@ class StudioService:
         with self.lock:
             generation = self.studio.generate(
                 target, text=text, image=image, audio=audio, weights=weights, seed=seed, steps=steps,
-                guidance=guidance, num=variants, on_step=on_step,
+                guidance=guidance, num=variants, on_step=on_step, previews=on_step is not None,
             )
         return self._save("generate", generation, {"image": image, "audio": audio})
 

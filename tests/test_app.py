@@ -134,7 +134,7 @@ def test_search_covers_examples_then_history(service):
 def test_stop_ends_a_generation_and_frees_the_studio(service):
     before = len(service.history)
 
-    def stop_at_step_two(step, total):
+    def stop_at_step_two(step, total, *preview):
         if step == 2:
             raise Cancelled()
 

@@ -200,3 +200,11 @@ def test_the_pipeline_takes_a_generator_instead_of_a_seed(tiny_studio):
     second = pipeline(text="a lamp", output="image", num_inference_steps=STEPS, generator=torch.Generator().manual_seed(5))
     assert first.recipe["seed"] == second.recipe["seed"]
     assert same(first.outputs[0], second.outputs[0])
+
+
+def test_live_previews_show_the_image_taking_shape(tiny_studio):
+    previews = []
+    result = tiny_studio.generate("image", text="a kite", steps=3, num=2, on_step=lambda i, n, p: previews.append((i, n, p)), previews=True)
+    assert [(i, n) for i, n, _ in previews] == [(1, 3), (2, 3), (3, 3)]
+    assert all(isinstance(p, Image.Image) and p.size == (64, 64) for _, _, p in previews)
+    assert same(previews[-1][2], result.outputs[0])  # the last preview is the first variant itself

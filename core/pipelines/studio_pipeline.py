@@ -283,9 +283,7 @@ class StudioPipeline(DiffusionPipeline):
         scheduler = self._scheduler(self.image_scheduler, scheduler_name)
         channels, size = self.image_unet.config.in_channels, self.image_unet.config.sample_size
         latents = self.denoise(self.image_unet, self.image_condition, scheduler, embeddings, (channels, size, size), steps, guidance, generators, callback)
-        pixels = decode_latents(self.image_vae, latents)  # (N, 3, 64, 64) in [-1, 1]
-        array = ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        return [Image.fromarray(item) for item in array]
+        return [self.preview_image(row[None]) for row in latents]  # decoded one by one, as previews are
 
     def decode_audio(self, embeddings, steps, guidance, generators, callback, scheduler_name) -> list[tuple[int, np.ndarray]]:
         if self.audio_hub_decoder is not None:  # AudioLDM, fed the predicted CLAP embedding
@@ -314,6 +312,13 @@ class StudioPipeline(DiffusionPipeline):
         if output == "audio":
             return self.decode_audio(embeddings, steps, guidance, generators, callback, scheduler)
         return self.decode_caption(embeddings, seed, caption_method)
+
+    @torch.no_grad()
+    def preview_image(self, latents: torch.Tensor) -> Image.Image:
+        """The first of ``latents [N, C, h, w]`` decoded to a 64x64 PIL image (final outputs and live previews)."""
+        pixels = decode_latents(self.image_vae, latents[:1].to(self.image_vae.dtype))  # (1, 3, H, W)
+        array = ((pixels[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        return Image.fromarray(array)
 
     @property
     def vocoder(self) -> Vocoder:
