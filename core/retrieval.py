@@ -57,6 +57,16 @@ class LatentIndex:
         else:
             self.keys, self.mu, self.logvar = list(keys), mu, logvar
 
+    def remove(self, keys: list[str]) -> None:
+        """Drops the given keys (unknown ones are ignored)."""
+        drop = set(keys)
+        keep = [i for i, key in enumerate(self.keys) if key not in drop]
+        self.keys = [self.keys[i] for i in keep]
+        if self.mu is not None:
+            self.mu, self.logvar = self.mu[keep], self.logvar[keep]
+            if not self.keys:
+                self.mu = self.logvar = None
+
     def scores(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """Scores of queries ``[Q, Z]`` against every item: ``[Q, N]``."""
         if self.mu is None:

@@ -240,11 +240,13 @@ class Studio:
         seed: int = 0,
         steps: int | None = None,
         guidance: float | None = None,
+        on_step=None,
     ) -> Generation:
         """``n`` outputs along the spherical interpolation between two mixes' fused latents.
 
         A mix is a dict of ``text`` / ``image`` / ``audio`` / ``weights``. Every step uses the
-        same seed, so only the latent moves.
+        same seed, so only the latent moves. ``on_step(frame, n)`` is called after each frame
+        (an exception raised there stops the morph).
         """
         if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= 16:
             raise ValueError(f"n must be an integer from 2 to 16, got {n!r}.")
@@ -266,8 +268,10 @@ class Studio:
         fractions = torch.linspace(0, 1, n)
         z = torch.stack([slerp(ends[0], ends[1], float(t)) for t in fractions])  # (n, Z)
         outputs = []
-        for row in z:  # the same seed for every frame: only the latent changes
+        for frame, row in enumerate(z, start=1):  # the same seed for every frame: only the latent changes
             outputs += self.pipeline.decode_latents(row[None], output, steps, guidance, seed)
+            if on_step is not None:
+                on_step(frame, n)
         recipe = {
             "kind": "interpolate", "output": output, "mix_a": recipes[0], "mix_b": recipes[1], "n": n, "seed": seed, "steps": steps,
             "guidance": float(guidance), "preset": self.preset, "weights_version": self.weights_version,
@@ -283,6 +287,17 @@ class Studio:
         encoding = self.encode(text=text, image=image, audio=audio)
         self.gallery.add([key], torch.from_numpy(encoding.mu)[None], torch.from_numpy(encoding.logvar)[None])
         self.gallery_items[key] = {"text": text, "image": image, "audio": audio}
+
+    def remove_from_gallery(self, key: str) -> None:
+        """Drops one item from the gallery (unknown keys are ignored)."""
+        if key in self.gallery_items:
+            del self.gallery_items[key]
+            self.gallery.remove([key])
+
+    def warm_up(self) -> None:
+        """Loads what the first generation would otherwise load lazily (the vocoder)."""
+        if self.pipeline.audio_unet is not None:
+            self.pipeline.vocoder  # noqa: B018 - the property loads it
 
     def search(
         self,

@@ -119,6 +119,9 @@ def test_interpolate_morphs_between_two_mixes_and_replays(tiny_studio):
     result = tiny_studio.interpolate({"text": "a cat"}, mix_b, n=3, output="image", steps=STEPS)
     assert len(result.outputs) == 3
     assert not same(result.outputs[0], result.outputs[2])
+    frames = []
+    again = tiny_studio.interpolate({"text": "a cat"}, mix_b, n=3, output="image", steps=STEPS, on_step=lambda i, n: frames.append((i, n)))
+    assert frames == [(1, 3), (2, 3), (3, 3)]
     again = tiny_studio.replay(json.loads(json.dumps(result.recipe)))
     assert all(same(a, b) for a, b in zip(result.outputs, again.outputs, strict=True))
     with pytest.raises(ValueError, match="n must be"):
@@ -131,6 +134,8 @@ def test_search_finds_a_planted_match(tiny_studio):
     hits = tiny_studio.search(text="a red fire truck", k=2)
     assert hits[0].key == "truck" and hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert len(hits) == 2
+    tiny_studio.remove_from_gallery("truck")
+    assert "truck" not in [hit.key for hit in tiny_studio.search(text="a red fire truck", k=3)]
 
 
 @pytest.mark.parametrize(

@@ -49,3 +49,15 @@ def test_errors():
         index.add(["a"], torch.zeros(2, 4), torch.zeros(2, 4))
     with pytest.raises(ValueError, match="unique"):
         index.add(["a", "a"], torch.zeros(2, 4), torch.zeros(2, 4))
+
+
+def test_remove_drops_items_and_an_emptied_index_says_so():
+    mu, logvar = random_posteriors(4)
+    index = LatentIndex()
+    index.add(["a", "b", "c", "d"], mu, logvar)
+    index.remove(["b", "zzz"])
+    assert index.keys == ["a", "c", "d"]
+    assert [h.key for h in index.search(mu[2:3], logvar[2:3], k=1)[0]] == ["c"]
+    index.remove(["a", "c", "d"])
+    with pytest.raises(ValueError, match="empty"):
+        index.search(mu[:1], logvar[:1])
