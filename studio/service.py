@@ -141,8 +141,12 @@ class StudioService:
         seed: Any = 0,
         steps: Any = None,
         guidance: Any = None,
+        on_step: StepCallback | None = None,
     ) -> Result:
-        """``frames`` outputs along the path between two mixes (images, one sound sequence, or captions)."""
+        """``frames`` outputs along the path between two mixes (images, one sound sequence, or captions).
+
+        ``on_step(frame, frames)`` follows the morph; raising there stops it between frames.
+        """
         target = check_output(output)
         mixes = [_clean_mix(mix_a, "first"), _clean_mix(mix_b, "second")]
         frames = check_int(frames, "frames", 2, MAX_FRAMES)
@@ -150,7 +154,7 @@ class StudioService:
         steps = self.default_steps(target) if steps is None else check_int(steps, "steps", 1, MAX_STEPS)
         guidance = self.default_guidance(target) if guidance is None else check_number(guidance, "guidance", 0, MAX_GUIDANCE)
         with self.lock:
-            generation = self.studio.interpolate(mixes[0], mixes[1], n=frames, output=target, seed=seed, steps=steps, guidance=guidance)
+            generation = self.studio.interpolate(mixes[0], mixes[1], n=frames, output=target, seed=seed, steps=steps, guidance=guidance, on_step=on_step)
         media = {f"{modality}-{side}": mix.get(modality) for side, mix in zip("ab", mixes, strict=True) for modality in ("image", "audio")}
         return self._save("interpolate", generation, media)
 
@@ -260,6 +264,10 @@ class StudioService:
                 job.set()
                 continue
             key, what, entry = job
+            if key == "warm-up":
+                with self.lock:
+                    self.studio.warm_up()
+                continue
             try:
                 with self.lock:
                     self.studio.add_to_gallery(key, **what)

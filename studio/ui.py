@@ -244,6 +244,8 @@ class StudioPage:
         frames: float = 5,
         seed: float = 0,
         steps: float = 25,
+        progress=PROGRESS,
+        request: gr.Request = None,
     ):
         """Morphs between two mixes: an image strip, a sound sequence or a list of captions.
 
@@ -263,7 +265,7 @@ class StudioPage:
         """
         mix_a = {"text": text_a, "image": image_a, "audio": audio_a}
         mix_b = {"text": text_b, "image": image_b, "audio": audio_b}
-        result = self.service.morph(mix_a, mix_b, frames=frames, output=output, seed=seed, steps=steps)
+        result = self.service.morph(mix_a, mix_b, frames=frames, output=output, seed=seed, steps=steps, on_step=self._on_step(progress, request, "frames"))
         images = [str(p) for p in result.files if p.suffix == ".png"]
         sounds = [str(p) for p in result.files if p.suffix == ".wav"]
         return images, (sounds[0] if sounds else None), "\n".join(result.captions), result.recipe
@@ -381,15 +383,15 @@ class StudioPage:
             update[player] = gr.update(value=sounds[i] if i < len(sounds) else None, visible=i < len(sounds))
         return update
 
-    def _on_step(self, progress: gr.Progress, request: gr.Request | None):
-        """Reports each step to the page's progress bar and honours this user's Stop."""
+    def _on_step(self, progress: gr.Progress, request: gr.Request | None, unit: str = "steps"):
+        """Reports each step (or morph frame) to the page's progress bar and honours this user's Stop."""
         stop = self._stops.setdefault(_session(request), threading.Event())
         stop.clear()
 
         def on_step(step, total, *_):
             if stop.is_set():
                 raise Cancelled()
-            progress((step, total), desc="denoising", unit="steps")
+            progress((step, total), desc="denoising" if unit == "steps" else "morphing", unit=unit)
 
         return on_step
 
