@@ -77,4 +77,4 @@ class PretrainedReference:
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
         dtype = kwargs.get("torch_dtype") or kwargs.get("dtype")
         encoder = cls.from_config(cls.load_config(pretrained_model_name_or_path))
-        return encoder.to(dtype) if isinstance(dtype, torch.dtype) else encoder
+        return encoder.to(dtype) if isinstance(dtype, torch.dtype) and dtype != encoder.dtype else encoder
