@@ -34,5 +34,6 @@ class LabelBridge:
 
     @torch.no_grad()
     def __call__(self, image_features: torch.Tensor) -> torch.Tensor:
-        probabilities = self.classifier(image_features.float()).softmax(-1)  # (B, K)
-        return F.normalize(probabilities @ self.class_embeddings, dim=-1)  # (B, D_text)
+        weight = self.classifier.weight
+        logits = self.classifier(image_features.to(weight.device, weight.dtype)).float().cpu()  # (B, K)
+        return F.normalize(logits.softmax(-1) @ self.class_embeddings.cpu(), dim=-1)  # (B, D_text)

@@ -5,6 +5,7 @@ Plain functions over tensors and arrays; nothing here knows about models or the 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,7 +33,7 @@ def recall_at_k(scores: torch.Tensor, positives: torch.Tensor, ks: Sequence[int]
         raise ValueError("positives must be [Q, N] like scores, with at least one right answer per query.")
     best = scores.masked_fill(~positives, -torch.inf).amax(-1, keepdim=True)  # (Q, 1)
     rank = ((scores >= best) & ~positives).sum(-1)  # (Q,)
-    return {k: float((rank < k).float().mean()) for k in ks}
+    return {k: float((rank < k).double().mean()) for k in ks}
 
 
 class LinearProbe:
@@ -99,10 +100,12 @@ def frechet_distance_from_statistics(mu1: np.ndarray, cov1: np.ndarray, mu2: np.
     """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))``, the Fréchet distance of two Gaussians (Dowson & Landau 1982)."""
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     cov1, cov2 = np.atleast_2d(cov1), np.atleast_2d(cov2)
-    root = linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(root).all():  # singular products (fewer samples than dimensions): nudge both
-        offset = np.eye(cov1.shape[0]) * 1e-6
-        root = linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
+    with warnings.catch_warnings():  # fewer samples than dimensions give singular covariances
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(cov1 @ cov2)
+        if not np.isfinite(root).all():  # then nudge both off singularity
+            offset = np.eye(cov1.shape[0]) * 1e-6
+            root = linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
     root = np.real(root)  # imaginary parts are numerical noise
     return float(np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(root))
 

@@ -1,0 +1,140 @@
+"""The baselines the proposed model is measured against, trained on the same data and budget.
+
+- early fusion: one VAE encoder over the concatenated embeddings (``early_fusion``);
+- MVAE: the joint model with a product of experts (Wu & Goodman 2018);
+- MMVAE: the joint model with a mixture of experts (Shi et al. 2019);
+- MoPoE: the joint model with a mixture of products of experts (Sutter et al. 2021);
+- the label bridge of DATA.md, untrained (``label_bridge``).
+
+The trained baselines share the proposed model's sizes (latent, hidden, layers), its training
+items, step budget, batch size, learning rate and seed, and its objective minus the contrastive
+term: MVAE, MMVAE and MoPoE go through the very ``train_joint_model`` that studio-train uses,
+so they differ from the proposed model only in the fusion rule and the contrastive alignment.
+Each is saved (``save_pretrained``) in the work folder with the budget it reached, and is
+loaded from there next time; a larger budget resumes its training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..fusion.joint import JointLatentModel
+from ..fusion.objectives import JointObjective
+from ..training.joint import train_joint_model
+from ..training.loop import StageConfig
+from .dataset import MODALITIES, EvalSplit
+from .early_fusion import EarlyFusionVAE, train_early_fusion
+
+logger = logging.getLogger(__name__)
+
+SAME_BUDGET = "same items, steps, batch size, learning rate and seed as the proposed model"
+BASELINES = {
+    "early fusion": "concatenated embeddings (zeros and presence flags for missing ones) into one VAE encoder, "
+    f"trained on the ELBO over the same input subsets; {SAME_BUDGET}",
+    "MVAE": f"joint model, product of experts with the prior (Wu & Goodman 2018); its objective without the contrastive term; {SAME_BUDGET}",
+    "MMVAE": "joint model, mixture of experts, moment-matched (Shi et al. 2019); the project's subset ELBO rather "
+    f"than the paper's IWAE estimator, without the contrastive term; {SAME_BUDGET}",
+    "MoPoE": "joint model, mixture of products of experts over subsets (Sutter et al. 2021); its objective without "
+    f"the contrastive term; {SAME_BUDGET}",
+}
+FUSION = {"MVAE": "poe", "MMVAE": "moe", "MoPoE": "mopoe"}
+
+
+@dataclass
+class Budget:
+    """How much training each baseline gets (the proposed model's, read from the run's plan)."""
+
+    steps: int
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    seed: int = 0
+
+    @classmethod
+    def of_run(cls, run_folder: Path) -> Budget:
+        """The joint stage's budget of a studio-train run (its ``plan.json``, else studio-train's defaults)."""
+        from ..training.stages import TrainPlan
+
+        plan = TrainPlan()
+        path = Path(run_folder) / "plan.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            plan.steps.update(saved.get("steps", {}))
+            plan.batch_size.update(saved.get("batch_size", {}))
+        return cls(steps=plan.steps["joint"], batch_size=plan.batch_size["joint"])
+
+
+def folder_name(name: str) -> str:
+    return name.lower().replace(" ", "_")
+
+
+def training_data(split: EvalSplit, modalities: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Embeddings ``[N, D_m]`` (zeros where missing) and presence ``[M, N]`` in ``modalities`` order."""
+    embeddings = {m: split.embeddings[m] for m in modalities}
+    present = torch.stack([split.present[m].float() for m in modalities])
+    return embeddings, present
+
+
+def build_baseline(name: str, like: JointLatentModel, seed: int = 0):
+    """An untrained baseline of the proposed model's sizes."""
+    if name not in BASELINES:
+        raise ValueError(f"Unknown baseline {name!r}; choose from {list(BASELINES)}.")
+    config = like.config
+    sizes = {
+        "modality_dims": dict(config.modality_dims), "latent_dim": config.latent_dim,
+        "hidden_dim": config.hidden_dim, "num_layers": config.num_layers,
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if name == "early fusion":
+            return EarlyFusionVAE(**sizes)
+        return JointLatentModel(**sizes, fusion=FUSION[name])
+
+
+def train_baseline(
+    name: str, like: JointLatentModel, split: EvalSplit, folder: Path, budget: Budget, max_minutes: float | None = None
+) -> tuple[torch.nn.Module, dict]:
+    """The baseline ``name`` trained to ``budget`` (loaded if already trained that far): ``(model, info)``.
+
+    ``info`` records the steps reached and whether the budget was met (a ``max_minutes`` stop
+    leaves it short; running again resumes).
+    """
+    folder = Path(folder) / folder_name(name)
+    info_path = folder / "model" / "trained.json"
+    model_class = EarlyFusionVAE if name == "early fusion" else JointLatentModel
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        if info["steps"] >= budget.steps and info["batch_size"] == budget.batch_size:
+            return model_class.from_pretrained(str(folder / "model")).eval(), info
+    model = build_baseline(name, like, budget.seed)
+    if set(model.modalities) - set(MODALITIES):
+        raise ValueError(f"The evaluation knows the modalities {MODALITIES}; the model has {model.modalities}.")
+    embeddings, present = training_data(split, model.modalities)
+    config = StageConfig(
+        folder / "stage", max_steps=budget.steps, checkpoint_every=500, log_every=100,
+        max_minutes=max_minutes, seed=budget.seed,
+    )
+    start = time.perf_counter()
+    logger.info("training baseline %s for %d steps", name, budget.steps)
+    train = train_early_fusion if name == "early fusion" else train_joint_model
+    options = {"batch_size": budget.batch_size, "learning_rate": budget.learning_rate, "objective": JointObjective()}
+    result = train(model, embeddings, present, config, **options)
+    info = {**asdict(budget), "steps": result.step, "finished": result.finished, "seconds": round(time.perf_counter() - start, 1)}
+    if result.finished:
+        model.save_pretrained(folder / "model")
+        info_path.write_text(json.dumps(info, indent=2))
+    return model.eval(), info
+
+
+def train_baselines(
+    like: JointLatentModel, split: EvalSplit, folder: Path, budget: Budget, names: list[str] | None = None,
+    max_minutes: float | None = None,
+) -> Mapping[str, tuple[torch.nn.Module, dict]]:
+    """Every trained baseline (or those ``names``), each as ``(model, info)``."""
+    return {name: train_baseline(name, like, split, folder, budget, max_minutes) for name in names or list(BASELINES)}

@@ -1,0 +1,101 @@
+"""The floors the shipped weights must meet on held-out data (issue 4, item 5).
+
+1. The proposed model at least matches every baseline on the average of each table (over the
+   columns both have values in; for distances, at most).
+2. Image→caption R@1 on held-out Tux Paint pairs is at least twice the label bridge's.
+3. Generation coherence (concept level) is at least 5x chance for text→image, image→sound and
+   image→caption.
+
+A floor that cannot be measured (no items, or a table left out) counts as missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from .table import Table
+
+PROPOSED = "proposed"
+LABEL_BRIDGE = "label bridge"
+BRIDGE_FACTOR = 2.0
+CHANCE_FACTOR = 5.0
+COHERENCE_TASKS = ("text→image", "image→sound", "image→caption")
+
+
+@dataclass
+class Floor:
+    """One floor: what was measured against what was required, and whether it was met."""
+
+    name: str
+    measured: float | None
+    required: float | None
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_floors(tables: Mapping[str, Table], proposed: str = PROPOSED) -> list[Floor]:
+    """Every floor of the report's tables, met or not, in the order above."""
+    floors = []
+    for table in tables.values():
+        floors += table_floors(table, proposed)
+    floors.append(bridge_floor(tables.get("retrieval_tuxpaint"), proposed))
+    floors += coherence_floors(tables.get("coherence"), proposed)
+    return floors
+
+
+def table_floors(table: Table, proposed: str) -> list[Floor]:
+    """The proposed model against each other method on the average of ``table``."""
+    if proposed not in table.rows:
+        return [Floor(f"{table.name}: proposed ≥ baselines", None, None, False, "the proposed model has no row here")]
+    floors = []
+    for method in table.rows:
+        if method == proposed:
+            continue
+        columns = table.shared_columns(proposed, method)
+        if not columns:
+            continue  # nothing to compare (the label bridge cannot take sound)
+        ours, theirs = table.average(proposed, columns), table.average(method, columns)
+        better = ours >= theirs if table.higher_is_better else ours <= theirs
+        relation = "≥" if table.higher_is_better else "≤"
+        floors.append(Floor(
+            f"{table.name}: proposed {relation} {method} (average)", ours, theirs, bool(better),
+            f"average over {len(columns)} of {len(table.columns)} columns: proposed {ours:.3f}, {method} {theirs:.3f}",
+        ))
+    return floors
+
+
+def bridge_floor(table: Table | None, proposed: str) -> Floor:
+    """Image→caption R@1 on held-out Tux Paint pairs ≥ twice the label bridge's."""
+    name = f"Tux Paint image→caption R@1 ≥ {BRIDGE_FACTOR:g}× label bridge"
+    column = "image→caption R@1"
+    ours = table.value(proposed, column) if table else None
+    bridge = table.value(LABEL_BRIDGE, column) if table else None
+    if ours is None or bridge is None:
+        return Floor(name, ours, None, False, "not measured: no held-out Tux Paint pairs, or a method is missing")
+    required = BRIDGE_FACTOR * bridge
+    return Floor(name, ours, required, ours >= required,
+                 f"proposed {ours:.3f}, label bridge {bridge:.3f} on {table.counts.get(column, 0)} pairs")
+
+
+def coherence_floors(table: Table | None, proposed: str) -> list[Floor]:
+    """Coherence ≥ 5x chance for each generation task of the floor."""
+    floors = []
+    for task in COHERENCE_TASKS:
+        name = f"{task} coherence ≥ {CHANCE_FACTOR:g}× chance"
+        ours = table.value(proposed, task) if table else None
+        chance = table.references.get("chance", {}).get(task) if table else None
+        if ours is None or chance is None:
+            floors.append(Floor(name, ours, None, False, "not measured: generation was skipped or had no prompts"))
+            continue
+        required = CHANCE_FACTOR * chance
+        floors.append(Floor(name, ours, required, ours >= required,
+                            f"proposed {ours:.3f}, chance {chance:.4f}, on {table.counts.get(task, 0)} prompts"))
+    return floors
+
+
+def missed(floors: list[Floor]) -> list[Floor]:
+    return [floor for floor in floors if not floor.passed]

@@ -1,0 +1,249 @@
+"""Generation: each method's predicted embedding goes through the studio's own decoders, and
+the media that come out are judged for coherence and fidelity.
+
+Every method shares the studio's decoders (they are trained on single-modality data, each
+conditioned on its own encoder's embedding), so only the step from inputs to the output's
+embedding differs between methods. Tasks: text→image, image→sound, image→caption and
+(text+image)→image, on the same held-out prompts for every method.
+
+- coherence: the nearest-real-item judge of ``coherence.py``, beside chance and real data;
+- fidelity: Fréchet distance in the judge's feature space (its leading principal components)
+  between generated and real held-out media (real data: the prompts' own real media against the same set, as a reference).
+
+Sounds are judged on the log-mel spectrogram the diffusion decoder makes, before the fixed
+pretrained vocoder turns it into a waveform.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from ..audio import LOG_FLOOR, log_mel_spectrogram
+from .coherence import LEVELS, Judge, sound_features
+from .dataset import EvalSplit
+from .methods import Method
+from .metrics import frechet_distance
+from .subsets import subset_name
+from .table import Table
+
+logger = logging.getLogger(__name__)
+
+TASKS = [(("text",), "image"), (("image",), "audio"), (("image",), "text"), (("text", "image"), "image")]
+OUTPUT_NAMES = {"image": "image", "audio": "sound", "text": "caption"}
+SOUND_FRAMES = 172  # the 2 s of the cached real sounds
+FIDELITY_COMPONENTS = 32
+
+
+def task_name(inputs: Sequence[str], output: str) -> str:
+    """``(("image",), "text")`` → ``"image→caption"``."""
+    return f"{subset_name(inputs)}→{OUTPUT_NAMES[output]}"
+
+
+@dataclass
+class GenerationSettings:
+    """How much to generate: prompts per task, diffusion steps and guidance (None: the studio's)."""
+
+    prompts: int = 64
+    steps: int | None = None
+    guidance: float | None = None
+    seed: int = 0
+    batch_size: int = 16
+    caption_method: str = "beam"
+
+
+@dataclass
+class GenerationResult:
+    """The coherence tables (concept, category), the fidelity table and a few images to show."""
+
+    coherence: Table
+    coherence_category: Table
+    fidelity: Table
+    samples: dict[str, list[Image.Image]] = field(default_factory=dict)  # method → text→image outputs
+    sample_rows: list[int] = field(default_factory=list)  # the held-out rows that prompted them
+
+
+def build_judge(output: str, train: EvalSplit, test: EvalSplit) -> Judge:
+    """The judge of ``output`` media: every real train and held-out item that has it."""
+    features, concepts, categories, keys = [], [], [], []
+    for split in (train, test):
+        rows = split.rows([output])
+        features.append(real_features(split, output, rows))
+        concepts += split.labels("concept", rows)
+        categories += split.labels("category", rows)
+        keys += judge_keys(split, output, rows)
+    metric = "euclidean" if output == "audio" else "cosine"
+    return Judge(torch.cat(features), concepts, categories, keys, metric=metric)
+
+
+def judge_keys(split: EvalSplit, output: str, rows: torch.Tensor) -> list[str]:
+    """What the judge leaves out for each prompt: its own image or sound file (so copies of it
+    too), or its own caption (other items' identical captions stay: they are other items)."""
+    if output == "text":
+        return [f"item:{split.items[i].id}" for i in rows.tolist()]
+    return split.keys(output, rows)
+
+
+def real_features(split: EvalSplit, output: str, rows: torch.Tensor) -> torch.Tensor:
+    """The judge's features of real media: EfficientNet, log-mel statistics or MiniLM."""
+    return split.sound_features[rows] if output == "audio" else split.embeddings[output][rows]
+
+
+def choose_prompts(test: EvalSplit, inputs: Sequence[str], output: str, judge: Judge, count: int, seed: int) -> torch.Tensor:
+    """Up to ``count`` held-out items with the inputs whose concept the judge can recognise (seeded).
+
+    Items that also have real ``output`` media come first (they give the real-data row); others
+    fill up the count (few held-out items have both an image and a sound).
+    """
+    rows = test.rows(inputs)
+    judgeable = judge.judgeable(test.labels("concept", rows), judge_keys(test, output, rows))
+    candidates = rows[torch.from_numpy(judgeable)].tolist()
+    random.Random(seed).shuffle(candidates)
+    candidates.sort(key=lambda row: not test.present[output][row])  # stable: shuffled within each group
+    return torch.tensor(sorted(candidates[:count]), dtype=torch.long)
+
+
+class MediaGenerator:
+    """Turns predicted embeddings into the judge's features through the studio pipeline's decoders."""
+
+    def __init__(self, pipeline, settings: GenerationSettings):
+        self.pipeline, self.settings = pipeline, settings
+
+    def features(self, embeddings: torch.Tensor, output: str) -> tuple[torch.Tensor, list]:
+        """``[N, D]`` predicted embeddings → ``([N, F]`` judge features, the media made)."""
+        feats, media = [], []
+        size = self.settings.batch_size
+        for start in range(0, len(embeddings), size):
+            chunk = embeddings[start : start + size].to(self.pipeline.device)
+            seeds = [self.settings.seed + start + i for i in range(len(chunk))]
+            made = self.make(chunk, output, seeds)
+            media += made if output != "audio" else []
+            feats.append(self.describe(made, output))
+        return torch.cat(feats), media
+
+    @torch.no_grad()
+    def make(self, embeddings: torch.Tensor, output: str, seeds: list[int]):
+        """PIL images, caption strings, or log-mels ``[N, 80, T]``: row i drawn with ``seeds[i]``."""
+        pipeline = self.pipeline
+        steps, guidance = pipeline.resolve_defaults(output if output != "text" else "caption", self.settings.steps, self.settings.guidance)
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        if output == "image":
+            return pipeline.decode_image(embeddings, steps, guidance, generators, None, None)
+        if output == "text":
+            return pipeline.decode_caption(embeddings, seeds[0], self.settings.caption_method)
+        if pipeline.audio_hub_decoder is not None:  # only a waveform comes out: back to a log-mel
+            return torch.stack([torch.from_numpy(log_mel_spectrogram(w)) for _, w in pipeline.decode_audio(embeddings, steps, guidance, generators, None, None)])
+        scheduler = pipeline._scheduler(pipeline.audio_scheduler, None)
+        shape = (1, pipeline.audio_unet.config.sample_size[0], pipeline.config.mel_frames)
+        normalised = pipeline.denoise(pipeline.audio_unet, pipeline.audio_condition, scheduler, embeddings, shape, steps, guidance, generators, None)
+        log_mel = normalised[:, 0].float() * pipeline.config.mel_std + pipeline.config.mel_mean  # (N, 80, T)
+        return log_mel.clamp(min=math.log(LOG_FLOOR), max=4.0).cpu()  # the range the pipeline hands its vocoder
+
+    @torch.no_grad()
+    def describe(self, made, output: str) -> torch.Tensor:
+        """The judge's features of what ``make`` made."""
+        if output == "image":
+            return self.pipeline.image_encoder.encode(list(made)).float().cpu()
+        if output == "text":
+            return self.pipeline.text_encoder.encode([c if c.strip() else "." for c in made]).float().cpu()
+        return sound_features(made[..., :SOUND_FRAMES])
+
+
+def generation_tables(
+    methods: Sequence[Method], pipeline, train: EvalSplit, test: EvalSplit, settings: GenerationSettings, num_samples: int = 8
+) -> GenerationResult:
+    """Generates for every task and method, and scores coherence and fidelity."""
+    names = [task_name(i, o) for i, o in TASKS]
+    note = "Nearest real item (train and held-out, the prompt's own media left out) in a fixed feature space"
+    result = GenerationResult(
+        Table("coherence", "Generation coherence: nearest real item of the prompt's concept", list(names),
+              note=note + " (EfficientNet for images, log-mel band statistics for sounds, MiniLM for captions)."),
+        Table("coherence_category", "Generation coherence: nearest real item of the prompt's category", list(names), note=note + "."),
+        Table("fidelity", "Fidelity: Fréchet distance to real held-out media (lower is better)",
+              ["text→image", "image→sound"], higher_is_better=False,
+              note=f"Fréchet distance in the top {FIDELITY_COMPONENTS} principal components of the real held-out media's "
+              "EfficientNet features (images) and log-mel statistics (sounds); "
+              "'real data' is the prompts' own real media; both against the other held-out items' real media."),
+    )
+    for table in (result.coherence, result.coherence_category, result.fidelity):
+        table.rows = {m.name: {} for m in methods}
+    result.coherence.references = {"chance": {}, "real data": {}}
+    result.coherence_category.references = {"chance": {}, "real data": {}}
+    result.fidelity.references = {"real data": {}}
+    generator = MediaGenerator(pipeline, settings)
+    for (inputs, output), name in zip(TASKS, names, strict=True):
+        judge = build_judge(output, train, test)
+        prompts = choose_prompts(test, inputs, output, judge, settings.prompts, settings.seed)
+        logger.info("%s: %d prompts", name, len(prompts))
+        score_references(result, name, judge, test, prompts, output)
+        if name == "text→image":
+            result.sample_rows = prompts[:num_samples].tolist()
+        for method in methods:
+            features, media = generate(method, generator, test, prompts, inputs, output)
+            for level, table in zip(LEVELS, (result.coherence, result.coherence_category), strict=True):
+                table.rows[method.name][name] = None if features is None else judge.score(
+                    features, test.labels("concept", prompts), test.labels("category", prompts), judge_keys(test, output, prompts)
+                )[level]
+            if name in result.fidelity.columns:
+                real = real_features(test, output, fidelity_reference(test, output, prompts))
+                result.fidelity.rows[method.name][name] = None if features is None else fidelity(features, real)
+            if name == "text→image" and media:
+                result.samples[method.name] = media[:num_samples]
+    return result
+
+
+def generate(method: Method, generator: MediaGenerator, test: EvalSplit, prompts: torch.Tensor, inputs, output):
+    """The judge's features of what ``method`` makes from the prompts (None if it cannot)."""
+    if len(prompts) == 0:
+        return None, []
+    z = method.encode(test.inputs(prompts, inputs))
+    embeddings = None if z is None else method.predict(z, output)
+    if embeddings is None:
+        return None, []
+    logger.info("generating %s with %s", task_name(inputs, output), method.name)
+    return generator.features(embeddings, output)
+
+
+def score_references(result: GenerationResult, name: str, judge: Judge, test: EvalSplit, prompts: torch.Tensor, output: str) -> None:
+    """Chance and real data for one task, at both levels; the fidelity of real data."""
+    result.coherence.counts[name] = result.coherence_category.counts[name] = len(prompts)
+    concepts, categories, keys = (test.labels("concept", prompts), test.labels("category", prompts), judge_keys(test, output, prompts))
+    chance = judge.chance(concepts, categories, keys) if len(prompts) else dict.fromkeys(LEVELS)
+    with_real = prompts[test.present[output][prompts]]
+    real = None
+    if len(with_real):
+        real = judge.score(real_features(test, output, with_real), test.labels("concept", with_real),
+                           test.labels("category", with_real), judge_keys(test, output, with_real))
+    for level, table in zip(LEVELS, (result.coherence, result.coherence_category), strict=True):
+        table.references["chance"][name] = chance[level]
+        table.references["real data"][name] = None if real is None else real[level]
+    if name in result.fidelity.columns:
+        result.fidelity.counts[name] = len(prompts)
+        reference = real_features(test, output, fidelity_reference(test, output, prompts))
+        result.fidelity.references["real data"][name] = fidelity(real_features(test, output, with_real), reference) if len(with_real) else None
+
+
+def fidelity_reference(test: EvalSplit, output: str, prompts: torch.Tensor) -> torch.Tensor:
+    """The held-out items with real ``output`` media, the prompts left out."""
+    rows = test.rows([output])
+    return rows[~torch.isin(rows, prompts)]
+
+
+def fidelity(generated: torch.Tensor, real: torch.Tensor, components: int = FIDELITY_COMPONENTS) -> float | None:
+    """Fréchet distance in the real features' top principal components (None with under two samples a side).
+
+    Tens of samples cannot estimate a 1280-d covariance; the leading components of the real
+    media (fixed by the real data alone, the same for every method) can be.
+    """
+    if len(generated) < 2 or len(real) < 2:
+        return None
+    real, generated = real.double(), generated.double()
+    mean = real.mean(0)
+    basis = torch.linalg.svd(real - mean, full_matrices=False).Vh[: min(components, len(real) - 1)]  # (K, D)
+    return frechet_distance(((generated - mean) @ basis.T).numpy(), ((real - mean) @ basis.T).numpy())

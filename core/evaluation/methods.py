@@ -1,0 +1,77 @@
+"""What the evaluation compares, behind one small interface: inputs → representation → embeddings.
+
+A method ``encode``s embeddings of any subset of modalities (every row has all the modalities
+given) into one representation ``[B, Z]``, and ``predict``s an output modality's embedding from
+it, which the studio's decoders then turn into media. Either returns ``None`` where the method
+cannot do it (the label bridge has no sound), and the report shows "n/a".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+
+from .label_bridge import LabelBridge
+
+CHUNK = 1024  # rows per forward pass
+
+
+class Method:
+    """The interface; ``name`` is the row label in the report."""
+
+    name: str = ""
+    description: str = ""
+
+    def encode(self, embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        raise NotImplementedError
+
+    def predict(self, z: torch.Tensor, target: str) -> torch.Tensor | None:
+        raise NotImplementedError
+
+
+class LatentModelMethod(Method):
+    """A multimodal VAE (the joint model with any fusion rule, or the early-fusion VAE): the
+    representation is the posterior mean, predictions are its embedding decoders' outputs."""
+
+    def __init__(self, name: str, model, description: str = ""):
+        self.name, self.model, self.description = name, model.eval(), description
+
+    @torch.no_grad()
+    def encode(self, embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        count = next(iter(embeddings.values())).shape[0]
+        chunks = [
+            self.model({m: e[s : s + CHUNK].to(self.model.device) for m, e in embeddings.items()}).mu.float().cpu()
+            for s in range(0, count, CHUNK)
+        ]
+        return torch.cat(chunks)  # (B, Z)
+
+    @torch.no_grad()
+    def predict(self, z: torch.Tensor, target: str) -> torch.Tensor:
+        return self.model.decode(z.to(self.model.device, self.model.dtype), target).float().cpu()
+
+
+class LabelBridgeMethod(Method):
+    """The untrained label bridge: everything is said in MiniLM's text space.
+
+    Text is its own embedding, an image its bridged embedding, text and image together the
+    normalised sum of the two; sound is out of its reach.
+    """
+
+    def __init__(self, bridge: LabelBridge, name: str = "label bridge"):
+        self.bridge, self.name = bridge, name
+        self.description = "untrained: ImageNet class probabilities × MiniLM embeddings of the class names"
+
+    def encode(self, embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        if "audio" in embeddings:
+            return None
+        parts = []
+        if "text" in embeddings:
+            parts.append(F.normalize(embeddings["text"].float(), dim=-1))
+        if "image" in embeddings:
+            parts.append(self.bridge(embeddings["image"]))
+        return F.normalize(torch.stack(parts).sum(0), dim=-1)  # (B, D_text)
+
+    def predict(self, z: torch.Tensor, target: str) -> torch.Tensor | None:
+        return z if target == "text" else None

@@ -1,0 +1,382 @@
+"""studio-eval: exact metrics, the judge, the baselines on synthetic data, floors and report, and
+``studio-eval --quick`` end to end on a tiny run folder."""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.data.manifest import Item
+from core.evaluation.baselines import BASELINES, Budget, train_baseline, train_baselines
+from core.evaluation.classification import classification_table
+from core.evaluation.coherence import Judge, sound_features
+from core.evaluation.dataset import EvalSplit
+from core.evaluation.early_fusion import EarlyFusionVAE
+from core.evaluation.floors import check_floors, missed
+from core.evaluation.label_bridge import LabelBridge
+from core.evaluation.methods import LabelBridgeMethod, LatentModelMethod
+from core.evaluation.metrics import (
+    LinearProbe,
+    frechet_distance,
+    frechet_distance_from_statistics,
+    majority_accuracy,
+    probe_accuracy,
+    recall_at_k,
+)
+from core.evaluation.report import write_report
+from core.evaluation.retrieval import retrieval_table
+from core.evaluation.robustness import Noise, noisy_classification_table
+from core.evaluation.table import Table
+from core.fusion.joint import JointLatentModel
+
+DIMS = {"text": 12, "image": 20, "audio": 8}
+
+
+@pytest.fixture
+def one_thread():
+    """Small models train faster on one thread, and leave the other core to the machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --- metrics: exact answers ----------------------------------------------------------------
+
+
+def planted_scores(ranks, size, seed=0):
+    """Scores ``[Q, N]`` where query i's right answer is ``perm[i]`` with exactly ``ranks[i]`` items above it."""
+    generator = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(size, generator=generator)
+    scores = torch.rand(len(ranks), size, generator=generator)
+    for query, rank in enumerate(ranks):
+        others = scores[query][torch.arange(size) != perm[query]].sort(descending=True).values
+        above = others[rank - 1] if rank > 0 else others[0] + 1
+        below = others[rank] if rank < size - 1 else others[-1] - 1
+        scores[query, perm[query]] = (above + below) / 2
+    return scores, perm
+
+
+def test_recall_at_k_on_a_planted_permutation():
+    ranks = list(range(20))  # query i has its right answer at rank i
+    scores, perm = planted_scores(ranks, 20)
+    assert recall_at_k(scores, perm, ks=(1, 5, 10, 20)) == {1: 0.05, 5: 0.25, 10: 0.5, 20: 1.0}
+    # a mask with a second right answer (a copy of the media): the better of the two counts
+    mask = torch.nn.functional.one_hot(perm, 20).bool()
+    mask[3, scores[3].argmax()] = True
+    assert recall_at_k(scores, mask, ks=(1,))[1] == pytest.approx(0.10)
+
+
+def test_recall_counts_ties_against_the_model():
+    assert recall_at_k(torch.zeros(4, 4), torch.arange(4), ks=(1, 4)) == {1: 0.0, 4: 1.0}
+    with pytest.raises(ValueError, match="right answer"):
+        recall_at_k(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool))
+
+
+def test_frechet_distance_is_zero_for_identical_gaussians_and_exact_in_one_dimension():
+    features = np.random.default_rng(0).normal(size=(200, 6))
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+    # N(1, 2^2) against N(3, 3^2): (1 - 3)^2 + (2 - 3)^2 = 5
+    assert frechet_distance_from_statistics(np.array([1.0]), np.array([[4.0]]), np.array([3.0]), np.array([[9.0]])) == pytest.approx(5.0)
+    # independent dimensions add up
+    mu1, mu2 = np.array([0.0, 1.0]), np.array([1.0, 1.0])
+    cov1, cov2 = np.diag([1.0, 4.0]), np.diag([4.0, 1.0])
+    assert frechet_distance_from_statistics(mu1, cov1, mu2, cov2) == pytest.approx(1.0 + 1.0 + 1.0)
+
+
+def test_probe_is_perfect_on_separable_data_and_unseen_labels_count_as_wrong():
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0]])
+    labels = [["cat", "dog", "cow"][i % 3] for i in range(90)]
+    features = centres[torch.arange(90) % 3] + 0.3 * torch.randn(90, 3, generator=generator)
+    assert probe_accuracy(features[:60], labels[:60], features[60:], labels[60:]) == 1.0
+    assert probe_accuracy(features[:60], labels[:60], features[60:63], ["cat", "dog", "owl"]) == pytest.approx(2 / 3)
+    assert LinearProbe().fit(features, labels).classes == ["cat", "cow", "dog"]
+    assert majority_accuracy(["a", "a", "b"], ["a", "b", "b", "a"]) == 0.5
+
+
+# --- the judge, the label bridge, noise -----------------------------------------------------
+
+
+def test_judge_leaves_out_the_prompts_own_media_and_knows_chance():
+    features = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    judge = Judge(features, ["cow", "cow", "owl", "frog"], ["farm", "farm", "birds", "pond"], ["a", "b", "c", "d"])
+    query = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # the first query's own media ("a") is left out, so its nearest is "b" (a cow); the second's nearest is "d"
+    assert judge.score(query, ["cow", "owl"], ["farm", "birds"], ["a", "c"]) == {"concept": 0.5, "category": 0.5}
+    assert judge.chance(["cow", "owl"], ["farm", "birds"], ["a", "c"]) == {"concept": pytest.approx(1 / 6), "category": pytest.approx(1 / 6)}
+    assert judge.judgeable(["cow", "owl"], ["a", "c"]).tolist() == [True, False]
+    assert sound_features(torch.ones(2, 80, 10)).shape == (2, 160)
+
+
+def test_label_bridge_weights_class_name_embeddings_by_class_probabilities():
+    classifier = torch.nn.Linear(2, 3)
+    with torch.no_grad():
+        classifier.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+        classifier.bias.zero_()
+    bridge = LabelBridge(classifier, torch.eye(3))
+    features = torch.tensor([[math.log(3.0), 0.0]])  # probabilities 3/5, 1/5, 1/5
+    expected = torch.nn.functional.normalize(torch.tensor([[3.0, 1.0, 1.0]]), dim=-1)
+    torch.testing.assert_close(bridge(features), expected)
+    method = LabelBridgeMethod(bridge)
+    assert method.encode({"audio": torch.zeros(1, 4)}) is None and method.predict(expected, "image") is None
+
+
+def test_noise_is_scaled_seeded_and_touches_one_modality():
+    inputs = {"text": torch.zeros(1000, 2), "image": torch.ones(1000, 2)}
+    noisy = Noise("text", 2.0, torch.tensor([1.0, 10.0]), seed=3)(inputs)
+    assert torch.equal(noisy["image"], inputs["image"])
+    std = noisy["text"].std(0)
+    assert 1.8 < std[0] < 2.2 and 18 < std[1] < 22
+    assert torch.equal(noisy["text"], Noise("text", 2.0, torch.tensor([1.0, 10.0]), seed=3)(inputs)["text"])
+
+
+# --- synthetic multimodal data from a shared latent --------------------------------------------
+
+
+def synthetic_split(count, seed, categories=4):
+    """Items of ``categories`` categories; each modality a fixed nonlinear map of a shared latent
+    near the category's centre; some items lack the image or the sound."""
+    generator = torch.Generator().manual_seed(seed)
+    maps = torch.Generator().manual_seed(1234)
+    centres = 2.5 * torch.randn(categories, 4, generator=maps)
+    label = torch.arange(count) % categories
+    shared = centres[label] + 0.5 * torch.randn(count, 4, generator=generator)
+    embeddings = {}
+    for modality, dim in sorted(DIMS.items()):
+        matrix = torch.randn(4, dim, generator=maps)
+        embeddings[modality] = 3 * torch.tanh(shared @ matrix / 2) + 1 + 0.05 * torch.randn(count, dim, generator=generator)
+    present = {
+        "text": torch.ones(count, dtype=torch.bool),
+        "image": torch.arange(count) % 5 != 0,  # a fifth lack the image
+        "audio": torch.arange(count) % 3 != 0,  # a third lack the sound
+    }
+    for modality in ("image", "audio"):
+        embeddings[modality][~present[modality]] = 0
+    items = [
+        Item(id=f"{seed}-{i}", concept=f"thing{i}", category=f"c{int(label[i])}", caption=f"thing {i}", source="synthetic",
+             package="test", licence="CC0", origin="test", image=f"i{seed}-{i}.png", sound=f"s{seed}-{i}.wav", split="train")
+        for i in range(count)
+    ]
+    return EvalSplit(items=items, embeddings=embeddings, present=present, sound_features=torch.zeros(count, 160))
+
+
+def tiny_joint(fusion="poe"):
+    torch.manual_seed(0)
+    return JointLatentModel(modality_dims=DIMS, latent_dim=6, hidden_dim=32, fusion=fusion).eval()
+
+
+def test_early_fusion_shapes_missing_inputs_and_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = EarlyFusionVAE(modality_dims=DIMS, latent_dim=6, hidden_dim=32).eval()
+    split = synthetic_split(10, seed=0)
+    with torch.no_grad():
+        posterior = model(split.embeddings)
+        assert posterior.mu.shape == posterior.logvar.shape == (10, 6)
+        without = model({"text": split.embeddings["text"], "image": split.embeddings["image"]})
+        masked = model(split.embeddings, weights={"audio": 0.0})
+        torch.testing.assert_close(without.mu, masked.mu)  # leaving a modality out = weight 0
+        model.save_pretrained(tmp_path)
+        loaded = EarlyFusionVAE.from_pretrained(tmp_path).eval()
+        torch.testing.assert_close(loaded(split.embeddings).mu, posterior.mu)
+        assert model.decode(posterior.mu, "image").shape == (10, 20)
+
+
+@pytest.mark.slow
+def test_baselines_train_and_beat_chance_on_a_shared_latent(tmp_path, one_thread):
+    train, test = synthetic_split(600, seed=0), synthetic_split(120, seed=1)
+    budget = Budget(steps=120, batch_size=64, learning_rate=3e-3)
+    trained = train_baselines(tiny_joint(), train, tmp_path, budget)
+    assert set(trained) == set(BASELINES)
+    assert all(info["finished"] and info["steps"] == 120 for _, info in trained.values())
+    methods = [LatentModelMethod(name, model) for name, (model, _) in trained.items()]
+    classification, _ = classification_table(methods, train, test)
+    retrieval = retrieval_table(methods, test)
+    for method in methods:
+        for column in ("text", "image", "sound", "text+image+sound"):
+            assert classification.value(method.name, column) > classification.references["chance (majority)"][column] + 0.3, (method.name, column)
+        for column in ("text→image R@1", "image→sound R@1", "sound→text R@1"):
+            assert retrieval.value(method.name, column) > 10 * retrieval.references["chance"][column], (method.name, column)
+    # a second call loads the saved baseline instead of training again
+    again, info = train_baseline("MVAE", tiny_joint(), train, tmp_path, budget)
+    assert info["seconds"] == trained["MVAE"][1]["seconds"]
+    torch.testing.assert_close(again(test.embeddings).mu, trained["MVAE"][0](test.embeddings).mu)
+
+
+def test_noisy_classification_falls_with_noise():
+    train, test = synthetic_split(300, seed=0), synthetic_split(90, seed=1)
+
+    class Concatenation(LatentModelMethod):  # an untrained method: the embeddings themselves
+        def __init__(self):
+            self.name, self.description = "concat", ""
+
+        def encode(self, embeddings):
+            return torch.cat([embeddings[m] for m in sorted(embeddings)], dim=-1)
+
+    methods = [Concatenation()]
+    classification, probes = classification_table(methods, train, test)
+    noisy = noisy_classification_table(methods, probes, train, test, levels=(0.5, 8.0))
+    assert noisy.value("concat", "text σ=0.5") > noisy.value("concat", "text σ=8")
+    assert noisy.counts["sound σ=0.5"] == int(test.present["audio"].sum())
+
+
+# --- floors and report ---------------------------------------------------------------------------
+
+
+def report_tables(proposed_classification=0.8):
+    classification = Table("classification", "Classification", ["text", "image"],
+                           rows={"proposed": {"text": proposed_classification, "image": 0.6}, "MVAE": {"text": 0.7, "image": 0.65},
+                                 "label bridge": {"text": 0.5, "image": None}},
+                           references={"chance (majority)": {"text": 0.1, "image": 0.1}}, counts={"text": 10, "image": 8})
+    tuxpaint = Table("retrieval_tuxpaint", "Tux Paint", ["image→caption R@1"],
+                     rows={"proposed": {"image→caption R@1": 0.4}, "label bridge": {"image→caption R@1": 0.25}},
+                     references={"chance": {"image→caption R@1": 0.01}})
+    coherence = Table("coherence", "Coherence", ["text→image", "image→sound", "image→caption"],
+                      rows={"proposed": {"text→image": 0.2, "image→sound": 0.05, "image→caption": 0.3}},
+                      references={"chance": {"text→image": 0.01, "image→sound": 0.02, "image→caption": 0.01}})
+    fidelity = Table("fidelity", "Fidelity", ["text→image"], higher_is_better=False,
+                     rows={"proposed": {"text→image": 10.0}, "MVAE": {"text→image": 12.0}})
+    noisy = Table("noisy_classification", "Noisy", ["text σ=0.5", "text σ=1"],
+                  rows={"proposed": {"text σ=0.5": 0.7, "text σ=1": 0.5}, "MVAE": {"text σ=0.5": 0.6, "text σ=1": 0.4}})
+    return {t.name: t for t in (classification, tuxpaint, coherence, fidelity, noisy)}
+
+
+def test_floors_flag_each_missed_floor():
+    floors = {f.name: f for f in check_floors(report_tables())}
+    # classification: proposed (0.8 + 0.6) / 2 = 0.7 ≥ MVAE 0.675; against the bridge only the text column counts
+    assert floors["classification: proposed ≥ MVAE (average)"].passed
+    assert floors["classification: proposed ≥ label bridge (average)"].measured == pytest.approx(0.8)
+    assert floors["fidelity: proposed ≤ MVAE (average)"].passed
+    # 0.4 < 2 × 0.25, and image→sound 0.05 < 5 × 0.02
+    assert not floors["Tux Paint image→caption R@1 ≥ 2× label bridge"].passed
+    assert floors["Tux Paint image→caption R@1 ≥ 2× label bridge"].required == pytest.approx(0.5)
+    assert not floors["image→sound coherence ≥ 5× chance"].passed
+    assert floors["text→image coherence ≥ 5× chance"].passed
+    worse = {f.name: f for f in check_floors(report_tables(proposed_classification=0.6))}
+    assert not worse["classification: proposed ≥ MVAE (average)"].passed
+    # a table left out (no generation) is a missed floor, not a silent pass
+    without = {name: t for name, t in report_tables().items() if name != "coherence"}
+    assert len([f for f in missed(check_floors(without)) if "coherence" in f.name]) == 3
+
+
+def test_report_files_say_which_floors_are_missed(tmp_path):
+    from PIL import Image
+
+    tables = report_tables()
+    floors = check_floors(tables)
+    samples = {"real": [Image.new("RGB", (64, 64), "red")], "proposed": [Image.new("RGB", (64, 64), "blue")]}
+    files = write_report(tmp_path, {"studio": "tiny", "quick": True, "notes": ["weights are untrained"]},
+                         {"proposed": "ours"}, list(tables.values()), floors, samples, ["a red circle"])
+    for name in ("report.json", "report.md", "averages.png", "noise.png", "samples.png"):
+        assert (tmp_path / name).is_file() and (tmp_path / name).stat().st_size > 0, name
+    report = json.loads(files["json"].read_text())
+    assert set(report["tables"]) == set(tables) and len(report["floors"]) == len(floors)
+    markdown = files["md"].read_text()
+    assert "2 of" in markdown and "floors are MISSED" in markdown
+    assert "**MISSED**" in markdown and "image→sound coherence" in markdown and "> weights are untrained" in markdown
+    assert Table.from_dict(report["tables"]["classification"]).average("proposed") == pytest.approx(0.7)
+
+
+# --- studio-eval --quick end to end ----------------------------------------------------------------
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "yellow": (230, 200, 20)}
+PITCHES = {"red": 330.0, "green": 440.0, "blue": 660.0, "yellow": 880.0}
+
+
+def split_corpus(folder):
+    """Per colour: image, sound and image+sound items in train and held out; yellow is a held-out concept."""
+    import soundfile
+    from PIL import Image, ImageDraw
+
+    from core.data.manifest import write_manifest
+
+    (folder / "images").mkdir(parents=True)
+    (folder / "sounds").mkdir()
+    items = []
+    for colour, rgb in COLOURS.items():
+        for copy, split in enumerate(("train", "heldout_item")):
+            if colour == "yellow":
+                split = "heldout_concept"
+            for kind in ("image", "sound", "both"):
+                key = f"{colour}-{kind}-{copy}"
+                image = sound = None
+                if kind in ("image", "both"):
+                    picture = Image.new("RGB", (64, 64), "white")
+                    ImageDraw.Draw(picture).ellipse((8 + 4 * copy, 8, 52, 52 - 4 * copy), fill=rgb)
+                    image = f"images/{key}.png"
+                    picture.save(folder / image)
+                if kind in ("sound", "both"):
+                    t = np.arange(22050) / 22050
+                    sound = f"sounds/{key}.wav"
+                    wave = 0.4 * np.sin(2 * np.pi * PITCHES[colour] * (1 + 0.01 * copy) * t)
+                    soundfile.write(folder / sound, wave.astype(np.float32), 22050)
+                items.append(Item(id=key, concept=colour, category="warm" if colour in ("red", "yellow") else "cool",
+                                  caption=f"a {colour} circle", source="tuxpaint" if kind == "image" else "test",
+                                  package="test", licence="CC0", origin=key, image=image, sound=sound, split=split))
+    write_manifest(items, folder)
+
+
+@pytest.mark.slow
+def test_studio_eval_quick_runs_end_to_end_on_a_tiny_run(tmp_path, one_thread):
+    from core.evaluation.cli import main as studio_eval
+    from core.training.stages import main as studio_train
+
+    corpus, run = tmp_path / "corpus", tmp_path / "run"
+    split_corpus(corpus)
+    steps = json.dumps({"sound_encoder": 2, "joint": 4})
+    common = ["--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--steps", steps]
+    for stage in ("embeddings", "sound_encoder", "joint"):
+        studio_train([stage, *common])
+    studio_train(["export", *common, "--export-to", str(tmp_path / "studio")])
+
+    out, work = tmp_path / "report", tmp_path / "work"
+    arguments = ["--quick", "--corpus", str(corpus), "--run", str(run), "--studio", str(tmp_path / "studio"),
+                 "--out", str(out), "--work", str(work), "--baseline-steps", "4", "--prompts", "3", "--steps", "2"]
+    assert studio_eval(arguments) == 0
+    report = json.loads((out / "report.json").read_text())
+    expected = {"classification", "retrieval", "retrieval_tuxpaint", "retrieval_missing", "noisy_classification",
+                "noisy_retrieval", "coherence", "coherence_category", "fidelity"}
+    assert set(report["tables"]) == expected
+    assert set(report["tables"]["classification"]["rows"]) == {"proposed", *BASELINES, "label bridge"}
+    assert report["meta"]["heldout_items"] == 15 and report["meta"]["quick"]
+    assert report["tables"]["retrieval_tuxpaint"]["counts"]["image→caption R@1"] == 5
+    coherence = Table.from_dict(report["tables"]["coherence"])
+    assert coherence.counts["text→image"] == 3
+    assert all(coherence.value("proposed", task) is not None for task in coherence.columns)
+    assert coherence.value("label bridge", "image→caption") is not None and coherence.value("label bridge", "text→image") is None
+    assert coherence.references["real data"]["text→image"] is not None
+    assert any("untrained" in note for note in report["meta"]["notes"])  # its decoders never trained
+    for name in ("report.md", "averages.png", "noise.png", "samples.png"):
+        assert (out / name).is_file(), name
+    assert (work / "heldout.safetensors").is_file() and (work / "baselines" / "mopoe" / "model" / "config.json").is_file()
+    # floors can be the exit status
+    assert studio_eval([*arguments, "--fail-on-floors", "--skip-generation"]) == 1  # generation floors unmeasured
+
+
+# --- the shipped weights against the floors (needs the corpus and the run's cache) ---------------------
+
+
+def shipped_evaluation_inputs():
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fusion-studio"
+    corpus = Path(os.environ.get("FUSION_STUDIO_CORPUS", root / "corpus"))
+    run = Path(os.environ.get("FUSION_STUDIO_RUN", root / "runs" / "embedded"))
+    return corpus, run
+
+
+@pytest.mark.slow
+def test_shipped_weights_meet_the_floors_on_the_quick_subset():
+    corpus, run = shipped_evaluation_inputs()
+    index = json.loads((Path(__file__).resolve().parent.parent / "assets/embedded/model_index.json").read_text())
+    if index.get("weights_version", "untrained") == "untrained":
+        pytest.skip("the embedded preset ships no trained weights yet")
+    if not (corpus / "manifest.jsonl").is_file() or not (run / "cache" / "embeddings.safetensors").is_file():
+        pytest.skip("needs the corpus and the studio-train run's cache (FUSION_STUDIO_CORPUS, FUSION_STUDIO_RUN)")
+    from core.evaluation.cli import EvalOptions, evaluate
+
+    result = evaluate(EvalOptions(corpus=corpus, run=run, quick=True, out=Path(os.environ.get("TMPDIR", "/tmp")) / "studio-eval-quick"))
+    failing = missed(result["floors"])
+    assert not failing, "\n".join(f"{f.name}: {f.detail}" for f in failing)
