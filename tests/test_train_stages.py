@@ -46,7 +46,11 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     tiny_corpus(corpus)
     steps = json.dumps({"sound_encoder": 3, "joint": 3, "image_autoencoder": 2, "image_diffusion": 2, "sound_diffusion": 2, "caption": 2})
     common = ["--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--steps", steps]
-    for stage in STAGES[:-1]:
+    main(["embeddings", *common])
+    with pytest.raises(SystemExit) as stopped:  # out of time before its budget: exit 3, run again
+        main(["sound_encoder", *common, "--max-minutes", "1e-9"])
+    assert stopped.value.code == 3
+    for stage in STAGES[1:-1]:
         main([stage, *common])
     for part in ("audio_encoder", "joint", "image_vae", "image_unet", "audio_unet", "caption_decoder"):
         assert list((run / "parts" / part).glob("*.safetensors")), part

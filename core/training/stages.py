@@ -102,7 +102,7 @@ class Run:
 # --- the stages ----------------------------------------------------------------------------
 
 
-def stage_embeddings(run: Run, pipeline) -> None:
+def stage_embeddings(run: Run, pipeline) -> bool:
     """Caches MiniLM text and EfficientNet image embeddings, 64x64 pixels and 2-s log-mels."""
     items = run.items()
     ids = [item.id for item in items]
@@ -124,9 +124,10 @@ def stage_embeddings(run: Run, pipeline) -> None:
     })
     (run.cache / "items.json").write_text(json.dumps({"ids": ids, "captions": [i.caption for i in items]}))
     logger.info("cached %d items: %d images, %d sounds", len(items), len(with_image), len(with_sound))
+    return True
 
 
-def stage_sound_encoder(run: Run, pipeline) -> None:
+def stage_sound_encoder(run: Run, pipeline) -> bool:
     cache = run.tensors("embeddings")
     encoder = run.part("audio_encoder", pipeline.audio_encoder)
     result = train_sound_encoder(encoder, cache["mels"], cache["text"][cache["sound_rows"]], run.stage_config("sound_encoder"), batch_size=run.plan.batch_size["sound_encoder"])
@@ -135,9 +136,10 @@ def stage_sound_encoder(run: Run, pipeline) -> None:
         with torch.no_grad():
             audio = torch.cat([encoder.network(cache["mels"][s : s + 128].float()) for s in range(0, len(cache["mels"]), 128)])
         run.save_tensors("audio", {"audio": audio})
+    return result.finished
 
 
-def stage_joint(run: Run, pipeline) -> None:
+def stage_joint(run: Run, pipeline) -> bool:
     cache, audio = run.tensors("embeddings"), run.tensors("audio")["audio"]
     count = cache["text"].shape[0]
     joint = run.part("joint", pipeline.joint)
@@ -154,9 +156,10 @@ def stage_joint(run: Run, pipeline) -> None:
     result = train_joint_model(joint, embeddings, present, run.stage_config("joint"), batch_size=run.plan.batch_size["joint"], objective=JointObjective(contrastive=0.5))
     if result.finished:
         run.save_part("joint", joint)
+    return result.finished
 
 
-def stage_image_autoencoder(run: Run, pipeline) -> None:
+def stage_image_autoencoder(run: Run, pipeline) -> bool:
     pixels = run.tensors("embeddings")["pixels"].float() / 127.5 - 1
     vae = run.part("image_vae", pipeline.image_vae)
     discriminator = PatchDiscriminator()
@@ -167,9 +170,10 @@ def stage_image_autoencoder(run: Run, pipeline) -> None:
     if result.finished:
         estimate_scaling_factor(vae, pixels)
         run.save_part("image_vae", vae)
+    return result.finished
 
 
-def stage_image_diffusion(run: Run, pipeline) -> None:
+def stage_image_diffusion(run: Run, pipeline) -> bool:
     cache = run.tensors("embeddings")
     vae = run.part("image_vae", pipeline.image_vae)
     if not getattr(vae, "is_trained", True):
@@ -181,9 +185,10 @@ def stage_image_diffusion(run: Run, pipeline) -> None:
     if result.finished:
         run.save_part("image_unet", unet)
         run.save_part("image_condition", projector)
+    return result.finished
 
 
-def stage_sound_diffusion(run: Run, pipeline) -> None:
+def stage_sound_diffusion(run: Run, pipeline) -> bool:
     cache, audio = run.tensors("embeddings"), run.tensors("audio")["audio"]
     frames = pipeline.config.mel_frames
     mels = cache["mels"].float()
@@ -195,9 +200,10 @@ def stage_sound_diffusion(run: Run, pipeline) -> None:
     if result.finished:
         run.save_part("audio_unet", unet)
         run.save_part("audio_condition", projector)
+    return result.finished
 
 
-def stage_caption(run: Run, pipeline) -> None:
+def stage_caption(run: Run, pipeline) -> bool:
     cache = run.tensors("embeddings")
     captions = json.loads((run.cache / "items.json").read_text())["captions"]
     decoder = run.part("caption_decoder", pipeline.caption_decoder)
@@ -206,6 +212,7 @@ def stage_caption(run: Run, pipeline) -> None:
     result = train_caption_decoder(decoder, captions, cache["text"], run.stage_config("caption"), batch_size=run.plan.batch_size["caption"])
     if result.finished:
         run.save_part("caption_decoder", decoder)
+    return result.finished
 
 
 def stage_export(run: Run, pipeline, target: Path) -> None:
@@ -220,17 +227,20 @@ def stage_export(run: Run, pipeline, target: Path) -> None:
     pipeline.save_pretrained(target)
 
 
-def run_stage(stage: str, run: Run, export_to: Path | None = None) -> None:
-    """Runs one stage (building the untrained pipeline of the plan's size for the parts' shapes)."""
+def run_stage(stage: str, run: Run, export_to: Path | None = None) -> bool:
+    """Runs one stage (building the untrained pipeline of the plan's size for the parts' shapes);
+    returns whether it finished (false: it stopped on its time budget; run it again)."""
     if stage not in STAGES:
         raise ValueError(f"Unknown stage {stage!r}; choose from {STAGES}.")
     pipeline = build_studio_pipeline(run.plan.size, preset="embedded")
     start = time.perf_counter()
     if stage == "export":
         stage_export(run, pipeline, export_to or run.folder / "studio")
+        finished = True
     else:
-        globals()[f"stage_{stage}"](run, pipeline)
-    logger.info("stage %s took %.1f min", stage, (time.perf_counter() - start) / 60)
+        finished = globals()[f"stage_{stage}"](run, pipeline)
+    logger.info("stage %s %s after %.1f min", stage, "finished" if finished else "stopped", (time.perf_counter() - start) / 60)
+    return finished
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -251,4 +261,6 @@ def main(argv: list[str] | None = None) -> None:
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / "plan.json").write_text(json.dumps(asdict(plan), indent=2))
     for stage in STAGES if args.stage == "all" else [args.stage]:
-        run_stage(stage, run, args.export_to)
+        if not run_stage(stage, run, args.export_to):
+            # exit 3: the stage stopped on its time budget; run the same command again to go on
+            raise SystemExit(3)
