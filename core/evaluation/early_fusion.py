@@ -15,12 +15,11 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from ..fusion.joint import DEFAULT_MODALITY_DIMS, FusedPosterior, WeightsInput, mlp
 from ..fusion.objectives import JointObjective, gaussian_kl, reconstruction_error, training_subsets
-from ..training.joint import set_stats_from_data
-from ..training.loop import StageConfig, StageResult, StageRunner
+from ..training.joint import train_joint_model
+from ..training.loop import StageConfig, StageResult
 
 
 class EarlyFusionVAE(ModelMixin, ConfigMixin):
@@ -145,32 +144,6 @@ def train_early_fusion(
     learning_rate: float = 1e-3,
     objective: JointObjective | None = None,
 ) -> StageResult:
-    """Trains ``model`` on ``[N, D_m]`` embeddings (zeros where missing) with presence ``[M, N]``,
-    exactly as ``train_joint_model`` trains the joint model (optimiser, clipping, resume)."""
-    names = list(model.modalities)
-    count = present.shape[1]
-    runner = StageRunner(config)
-    if runner.latest_checkpoint() is None:
-        set_stats_from_data(model, embeddings, present)
-    dataset = TensorDataset(*[embeddings[m].float() for m in names], present.T.float())
-    loader = DataLoader(
-        dataset, batch_size=min(batch_size, count), shuffle=True, drop_last=count > batch_size,
-        generator=torch.Generator().manual_seed(config.seed),
-    )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
-    prepared, optimizer, loader = runner.prepare(model, optimizer, loader)
-    generator = torch.Generator(device=runner.device).manual_seed(config.seed + 1)
-    model.train()
-
-    def step(batch, index: int) -> dict[str, float]:
-        *tensors, mask = batch  # mask: (B, M)
-        terms = early_fusion_loss(model, dict(zip(names, tensors, strict=True)), mask.T, objective, generator)
-        optimizer.zero_grad(set_to_none=True)
-        runner.backward(terms["loss"])
-        runner.accelerator.clip_grad_norm_(prepared.parameters(), 1.0)
-        optimizer.step()
-        return {name: value.item() for name, value in terms.items()}
-
-    result = runner.run(loader, step)
-    model.eval()
-    return result
+    """Trains ``model`` exactly as ``train_joint_model`` trains the joint model (optimiser,
+    clipping, resume), with the early-fusion loss."""
+    return train_joint_model(model, embeddings, present, config, batch_size, learning_rate, objective, loss=early_fusion_loss)

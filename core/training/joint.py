@@ -27,11 +27,13 @@ def train_joint_model(
     batch_size: int = 128,
     learning_rate: float = 1e-3,
     objective: JointObjective | None = None,
+    loss=joint_loss,
 ) -> StageResult:
     """Trains ``model`` on ``[N, D_m]`` embeddings (zeros where missing) with presence ``[M, N]``.
 
     The standardisation statistics are set from the data on the first call (they are saved in
-    the checkpoints with the weights, so a resumed run keeps them).
+    the checkpoints with the weights, so a resumed run keeps them). ``loss(model, embeddings,
+    present, objective, generator)`` returns the terms with ``"loss"``; baselines pass their own.
     """
     names = [m for m in model.modalities if m in embeddings]
     count = present.shape[1]
@@ -56,7 +58,7 @@ def train_joint_model(
         batch_present = torch.zeros(len(model.modalities), mask.shape[0], device=mask.device)
         for column, modality in enumerate(names):
             batch_present[model.modalities.index(modality)] = mask[:, column]
-        terms = joint_loss(model, dict(zip(names, tensors, strict=True)), batch_present, objective, generator)
+        terms = loss(model, dict(zip(names, tensors, strict=True)), batch_present, objective, generator)
         optimizer.zero_grad(set_to_none=True)
         runner.backward(terms["loss"])
         runner.accelerator.clip_grad_norm_(prepared.parameters(), 1.0)
