@@ -53,17 +53,9 @@ def build_scheduler(name: str = "dpm++", num_train_timesteps: int = 1000, predic
     """A noise scheduler by name (``"ddim"`` or ``"dpm++"``), with the training schedule shared by both."""
     if name not in SCHEDULERS:
         raise ValueError(f"Unknown scheduler {name!r}; choose one of {sorted(SCHEDULERS)}.")
-    return SCHEDULERS[name](
-        num_train_timesteps=num_train_timesteps,
-        beta_schedule="squaredcos_cap_v2",
-        prediction_type=prediction_type,
-        clip_sample=False,
-    ) if name == "ddim" else SCHEDULERS[name](
-        num_train_timesteps=num_train_timesteps,
-        beta_schedule="squaredcos_cap_v2",
-        prediction_type=prediction_type,
-        algorithm_type="dpmsolver++",
-    )
+    shared = dict(num_train_timesteps=num_train_timesteps, beta_schedule="squaredcos_cap_v2", prediction_type=prediction_type)
+    extra = {"clip_sample": False} if name == "ddim" else {"algorithm_type": "dpmsolver++"}
+    return SCHEDULERS[name](**shared, **extra)
 
 
 def swap_scheduler(scheduler, name: str):

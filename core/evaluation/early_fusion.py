@@ -16,13 +16,19 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from ..fusion.joint import DEFAULT_MODALITY_DIMS, FusedPosterior, WeightsInput, mlp
+from ..fusion.joint import (
+    DEFAULT_MODALITY_DIMS,
+    FusedPosterior,
+    StandardisedEmbeddings,
+    WeightsInput,
+    mlp,
+)
 from ..fusion.objectives import JointObjective, gaussian_kl, reconstruction_error, training_subsets
 from ..training.joint import train_joint_model
 from ..training.loop import StageConfig, StageResult
 
 
-class EarlyFusionVAE(ModelMixin, ConfigMixin):
+class EarlyFusionVAE(StandardisedEmbeddings, ModelMixin, ConfigMixin):
     """Concatenation (zero-filled, with presence flags) → one Gaussian posterior; one decoder per modality."""
 
     @register_to_config
@@ -40,25 +46,7 @@ class EarlyFusionVAE(ModelMixin, ConfigMixin):
         self.register_to_config(modality_dims=dims)
         self.encoder = mlp(sum(dims.values()) + len(dims), hidden_dim, 2 * latent_dim, num_layers)
         self.decoders = nn.ModuleDict({m: mlp(latent_dim, hidden_dim, d, num_layers) for m, d in dims.items()})
-        for modality, dim in dims.items():
-            self.register_buffer(f"{modality}_mean", torch.zeros(dim))
-            self.register_buffer(f"{modality}_std", torch.ones(dim))
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        return tuple(self.config.modality_dims)
-
-    @torch.no_grad()
-    def set_embedding_stats(self, modality: str, embeddings: torch.Tensor) -> None:
-        """Sets the standardisation of ``modality`` from a ``[N, D]`` sample of its embeddings."""
-        getattr(self, f"{modality}_mean").copy_(embeddings.mean(0))
-        getattr(self, f"{modality}_std").copy_(embeddings.std(0).clamp(min=1e-4))
-
-    def standardise(self, modality: str, embedding: torch.Tensor) -> torch.Tensor:
-        return (embedding - getattr(self, f"{modality}_mean")) / getattr(self, f"{modality}_std")
-
-    def unstandardise(self, modality: str, standardised: torch.Tensor) -> torch.Tensor:
-        return standardised * getattr(self, f"{modality}_std") + getattr(self, f"{modality}_mean")
+        self.register_embedding_stats(dims)
 
     def presence(self, embeddings: Mapping[str, torch.Tensor], weights: WeightsInput, batch: int) -> torch.Tensor:
         """``[M, B]`` 0/1: a modality counts as present where it is given with a positive weight."""

@@ -56,7 +56,33 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> nn.Seque
     return nn.Sequential(*layers)
 
 
-class JointLatentModel(ModelMixin, ConfigMixin):
+class StandardisedEmbeddings:
+    """Per-modality mean and std buffers (saved with the weights) and the maps in and out of
+    standardised units; for models whose config holds ``modality_dims``."""
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.config.modality_dims)
+
+    def register_embedding_stats(self, dims: dict[str, int]) -> None:
+        for modality, dim in dims.items():
+            self.register_buffer(f"{modality}_mean", torch.zeros(dim))
+            self.register_buffer(f"{modality}_std", torch.ones(dim))
+
+    @torch.no_grad()
+    def set_embedding_stats(self, modality: str, embeddings: torch.Tensor) -> None:
+        """Sets the standardisation of ``modality`` from a ``[N, D]`` sample of its embeddings."""
+        getattr(self, f"{modality}_mean").copy_(embeddings.mean(0))
+        getattr(self, f"{modality}_std").copy_(embeddings.std(0).clamp(min=1e-4))
+
+    def standardise(self, modality: str, embedding: torch.Tensor) -> torch.Tensor:
+        return (embedding - getattr(self, f"{modality}_mean")) / getattr(self, f"{modality}_std")
+
+    def unstandardise(self, modality: str, standardised: torch.Tensor) -> torch.Tensor:
+        return standardised * getattr(self, f"{modality}_std") + getattr(self, f"{modality}_mean")
+
+
+class JointLatentModel(StandardisedEmbeddings, ModelMixin, ConfigMixin):
     """Multimodal VAE: posterior heads, embedding decoders and a fusion rule, for named modalities."""
 
     @register_to_config
@@ -77,27 +103,7 @@ class JointLatentModel(ModelMixin, ConfigMixin):
         self.register_to_config(modality_dims=dims)
         self.heads = nn.ModuleDict({m: mlp(d, hidden_dim, 2 * latent_dim, num_layers) for m, d in dims.items()})
         self.decoders = nn.ModuleDict({m: mlp(latent_dim, hidden_dim, d, num_layers) for m, d in dims.items()})
-        for modality, dim in dims.items():
-            self.register_buffer(f"{modality}_mean", torch.zeros(dim))
-            self.register_buffer(f"{modality}_std", torch.ones(dim))
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        return tuple(self.config.modality_dims)
-
-    # --- embedding statistics -------------------------------------------------------------
-
-    @torch.no_grad()
-    def set_embedding_stats(self, modality: str, embeddings: torch.Tensor) -> None:
-        """Sets the standardisation of ``modality`` from a ``[N, D]`` sample of its embeddings."""
-        getattr(self, f"{modality}_mean").copy_(embeddings.mean(0))
-        getattr(self, f"{modality}_std").copy_(embeddings.std(0).clamp(min=1e-4))
-
-    def standardise(self, modality: str, embedding: torch.Tensor) -> torch.Tensor:
-        return (embedding - getattr(self, f"{modality}_mean")) / getattr(self, f"{modality}_std")
-
-    def unstandardise(self, modality: str, standardised: torch.Tensor) -> torch.Tensor:
-        return standardised * getattr(self, f"{modality}_std") + getattr(self, f"{modality}_mean")
+        self.register_embedding_stats(dims)
 
     # --- posterior ------------------------------------------------------------------------
 
