@@ -5,6 +5,7 @@ import torch
 
 from core.fusion import JointLatentModel, JointObjective, joint_loss
 from core.fusion.experts import product_of_experts
+from core.fusion.objectives import gaussian_kl, reconstruction_error
 from core.training.joint import train_joint_model
 from core.training.loop import StageConfig
 
@@ -150,3 +151,61 @@ def test_training_makes_cross_modal_prediction_far_better_than_the_prior(tmp_pat
         error_both = (model.decode(both.mu, "audio") - test["audio"]).square().mean()
         error_one = (model.decode(one.mu, "audio") - test["audio"]).square().mean()
         assert error_both < error_one
+
+
+def noisy_wide_modalities(count, seed, dims):
+    """Wide embeddings in which a shared 4-d latent explains about a third of the variance and
+    the rest is each modality's own noise, as with real encoder embeddings."""
+    generator = torch.Generator().manual_seed(seed)
+    shared = torch.randn(count, 4, generator=generator)
+    maps = torch.Generator().manual_seed(99)
+    return {
+        modality: torch.tanh(shared @ torch.randn(4, dim, generator=maps)) + 0.8 * torch.randn(count, dim, generator=generator)
+        for modality, dim in dims.items()
+    }
+
+
+@pytest.mark.slow
+def test_the_posterior_does_not_collapse_on_noisy_wide_embeddings(tmp_path):
+    """On wide, noisy embeddings a badly scaled reconstruction term lets the KL win: the
+    posterior falls onto the prior (KL near 0) and cross-modal prediction is no better than the
+    mean. Both must stay clear of that."""
+    dims = {"text": 96, "image": 160, "audio": 64}
+    torch.manual_seed(0)
+    model = JointLatentModel(modality_dims=dims, latent_dim=16, hidden_dim=64)
+    train = noisy_wide_modalities(3000, 0, dims)
+    present = torch.ones(3, 3000)
+    train_joint_model(model, train, present, StageConfig(tmp_path, max_steps=300, checkpoint_every=300, log_every=50), batch_size=128)
+
+    test = noisy_wide_modalities(1000, 1, dims)
+    with torch.no_grad():
+        kl = gaussian_kl(*model.experts(test, weights=torch.ones(3, 1000))[:2]).mean(1)  # per modality
+        assert (kl > 2.0).all(), kl
+        for source, target in [("text", "image"), ("image", "audio"), ("audio", "text")]:
+            predicted = model.standardise(target, model.decode(model({source: test[source]}).mu, target))
+            error = predicted.sub(model.standardise(target, test[target])).square().mean()
+            assert error < 0.9, (source, target, error)  # the prior's mean scores about 1.0
+
+
+def test_reconstruction_is_the_gaussian_likelihood_summed_over_dimensions():
+    """Averaging over dimensions instead shrinks reconstruction against the KL by the width of
+    the embedding (384 to 1280 here), and on real embeddings the posterior collapses."""
+    model = tiny_model()
+    embeddings = random_embeddings(batch=4)
+    z = torch.randn(4, 6)
+    present = torch.ones(3, 4)
+    present[1, 0] = 0  # the first item lacks the second modality
+    expected = torch.zeros(4)
+    for index, modality in enumerate(model.modalities):
+        squared = (model.decoders[modality](z) - model.standardise(modality, embeddings[modality])).square()
+        expected += present[index] * 0.5 * squared.sum(-1)
+    torch.testing.assert_close(reconstruction_error(model, z, embeddings, present), expected)
+
+
+def test_training_warns_when_the_posterior_collapses(tmp_path, caplog):
+    model = tiny_model().train()
+    embeddings = random_embeddings(batch=64)
+    config = StageConfig(tmp_path, max_steps=100, checkpoint_every=100, log_every=20)
+    with caplog.at_level("WARNING", logger="core.training.joint"):
+        train_joint_model(model, embeddings, torch.ones(3, 64), config, objective=JointObjective(beta=1e4))
+    assert "collapsed" in caplog.text

@@ -27,7 +27,7 @@ class JointObjective:
     """Coefficients of the joint model's loss."""
 
     beta: float = 1.0  # weight of the KL term of the ELBO
-    reconstruction_scale: float = 64.0  # per-modality squared error (mean over dimensions) times this
+    reconstruction_scale: float = 1.0  # times the Gaussian negative log-likelihood, summed over dimensions
     num_random_subsets: int = 1  # random subsets per step, beside the full set and each single modality
     cross_modal: float = 1.0  # weight of the deterministic cross-modal reconstruction term
     contrastive: float = 0.0  # weight of InfoNCE alignment between single-modality posteriors
@@ -42,12 +42,18 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 def reconstruction_error(
     model: JointLatentModel, z: torch.Tensor, embeddings: Mapping[str, torch.Tensor], present: torch.Tensor
 ) -> torch.Tensor:
-    """Squared error of every present embedding decoded from ``z``, in standardised units: ``[B]``."""
+    """Negative log-likelihood (up to a constant) of every present embedding decoded from ``z``
+    under a unit-variance Gaussian in standardised units, ``0.5 * sum((decoded - target)^2)``: ``[B]``.
+
+    Summed, not averaged, over dimensions: that is the likelihood the ELBO's KL is measured
+    against. With a per-dimension mean the KL outweighs reconstruction on real embeddings
+    (hundreds of noisy dimensions) and the posterior collapses onto the prior.
+    """
     total = z.new_zeros(z.shape[0])
     for index, modality in enumerate(model.modalities):
         if modality in embeddings:
             target = model.standardise(modality, embeddings[modality])
-            error = (model.decoders[modality](z) - target).square().mean(-1)  # (B,)
+            error = 0.5 * (model.decoders[modality](z) - target).square().sum(-1)  # (B,)
             total = total + present[index] * error
     return total
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping
 
 import torch
@@ -10,6 +12,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from ..fusion.joint import JointLatentModel
 from ..fusion.objectives import JointObjective, joint_loss
 from .loop import StageConfig, StageResult, StageRunner
+
+logger = logging.getLogger(__name__)
+COLLAPSED_KL = 0.1  # nats per item: below this the fused posterior is the prior
 
 
 def set_stats_from_data(model: JointLatentModel, embeddings: Mapping[str, torch.Tensor], present: torch.Tensor) -> None:
@@ -67,4 +72,10 @@ def train_joint_model(
 
     result = runner.run(loader, step)
     model.eval()
+    last = result.history[-1] if result.history else {}
+    if last.get("kl", math.inf) < COLLAPSED_KL:
+        logger.warning(
+            "The posterior has collapsed onto the prior (KL %.4f nats): the latent carries no information. "
+            "Raise the objective's reconstruction_scale or lower its beta.", last["kl"],
+        )
     return result
