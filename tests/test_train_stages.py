@@ -72,3 +72,24 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     assert isinstance(studio.generate("image", text="a red circle", steps=2).outputs[0], Image.Image)
     assert studio.generate("audio", image=str(corpus / "images/blue-image.png"), steps=2).outputs[0][0] == 22050
     assert isinstance(studio.caption(image=str(corpus / "images/green-image.png")).outputs[0], str)
+
+
+def test_showcase_writes_the_contact_sheet_and_image_to_sound_examples(tmp_path, tiny_studio):
+    from core.data.manifest import read_manifest
+    from core.evaluation.showcase import PROMPTS, make_showcase
+
+    corpus = tmp_path / "corpus"
+    tiny_corpus(corpus)
+    write_manifest([i.with_split("heldout_item") if i.id.endswith("both") else i for i in read_manifest(corpus)], corpus)
+    from core.decoders.vocoder import Vocoder
+
+    tiny_studio.pipeline._vocoder = Vocoder(method="griffin-lim", griffin_lim_iters=2)
+    settings = make_showcase(tiny_studio, corpus, tmp_path / "showcase", sounds=2, steps=2)
+    sheet = Image.open(tmp_path / "showcase" / "contact_sheet.png")
+    assert sheet.size == (8 * 96, 4 * (96 + 30)) and len(settings["prompts"]) == len(PROMPTS) == 32
+    assert [e["id"] for e in settings["image_to_sound"]] == ["blue-both", "green-both"]
+    for key in ("blue-both", "green-both"):
+        generated, rate = soundfile.read(tmp_path / "showcase" / "image_to_sound" / f"{key}.wav")
+        real, _ = soundfile.read(tmp_path / "showcase" / "image_to_sound" / f"{key}.real.wav")
+        assert rate == 22050 and len(real) == 44100 and np.isfinite(generated).all() and generated.size > 0
+        assert (tmp_path / "showcase" / "image_to_sound" / f"{key}.png").is_file()

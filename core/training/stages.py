@@ -251,12 +251,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="embedded", help="part sizes (embedded or tiny)")
     parser.add_argument("--max-minutes", type=float, default=55.0, help="stop (resumably) after this long")
     parser.add_argument("--steps", type=json.loads, default=None, help='JSON overrides of step budgets, e.g. \'{"joint": 100}\'')
+    parser.add_argument("--batch-size", type=json.loads, default=None, help='JSON overrides of batch sizes, e.g. \'{"caption": 32}\'')
     parser.add_argument("--export-to", type=Path, default=None, help="with export: the studio folder to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     plan = TrainPlan(size=args.size, max_minutes=args.max_minutes)
     if args.steps:
         plan.steps.update(args.steps)
+    if args.batch_size:
+        plan.batch_size.update(args.batch_size)
     run = Run(args.corpus, args.run, plan)
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / "plan.json").write_text(json.dumps(asdict(plan), indent=2))
