@@ -50,6 +50,26 @@ def test_image_to_audio(tiny_studio):
     assert np.isfinite(wave).all() and np.abs(wave).max() <= 1.0
 
 
+
+def test_a_mel_unet_on_folded_patches_makes_whole_sounds(tiny_studio):
+    import torch
+
+    from core.decoders.diffusion_unets import build_mel_unet, fold_mels, mel_patch, unfold_mels
+
+    mels = torch.randn(2, 1, 80, 16)
+    folded = fold_mels(mels, 2)
+    assert folded.shape == (2, 4, 40, 8) and torch.equal(unfold_mels(folded, 2), mels)
+    pipeline = tiny_studio.pipeline
+    plain = pipeline.audio_unet
+    torch.manual_seed(0)
+    pipeline.audio_unet = build_mel_unet(**{**dict(plain.config), "in_channels": 4, "out_channels": 4, "sample_size": (40, 8)})
+    try:
+        assert mel_patch(pipeline.audio_unet) == 2 and mel_patch(plain) == 1
+        rate, wave = tiny_studio.generate("audio", text="a bell", steps=STEPS).outputs[0]
+        assert wave.shape[0] == pipeline.config.mel_frames * HOP_LENGTH and np.isfinite(wave).all()
+    finally:
+        pipeline.audio_unet = plain
+
 def test_captions_from_image_and_sound(tiny_studio):
     for method in ("greedy", "beam", "sample"):
         result = tiny_studio.caption(image=Image.new("L", (7, 300), 40), audio=(8000, tone(0.5, 8000)), method=method)

@@ -17,7 +17,6 @@ pretrained vocoder turns it into a waveform.
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
-from ..audio import LOG_FLOOR, log_mel_spectrogram
+from ..audio import log_mel_spectrogram
 from .coherence import LEVELS, Judge, sound_features
 from .dataset import EvalSplit
 from .methods import Method
@@ -139,11 +138,7 @@ class MediaGenerator:
             return pipeline.decode_caption(embeddings, seeds[0], self.settings.caption_method)
         if pipeline.audio_hub_decoder is not None:  # only a waveform comes out: back to a log-mel
             return torch.stack([torch.from_numpy(log_mel_spectrogram(w)) for _, w in pipeline.decode_audio(embeddings, steps, guidance, generators, None, None)])
-        scheduler = pipeline._scheduler(pipeline.audio_scheduler, None)
-        shape = (1, pipeline.audio_unet.config.sample_size[0], pipeline.config.mel_frames)
-        normalised = pipeline.denoise(pipeline.audio_unet, pipeline.audio_condition, scheduler, embeddings, shape, steps, guidance, generators, None)
-        log_mel = normalised[:, 0].float() * pipeline.config.mel_std + pipeline.config.mel_mean  # (N, 80, T)
-        return log_mel.clamp(min=math.log(LOG_FLOOR), max=4.0).cpu()  # the range the pipeline hands its vocoder
+        return pipeline.denoise_log_mels(embeddings, steps, guidance, generators, None).cpu()  # before the vocoder
 
     @torch.no_grad()
     def describe(self, made, output: str) -> torch.Tensor:

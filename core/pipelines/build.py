@@ -35,7 +35,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "image_vae": {},
         "image_unet": {"block_out_channels": (64, 128, 128)},
         "image_condition": {"num_tokens": 4, "token_dim": 256},
-        "audio_unet": {"block_out_channels": (32, 64, 96, 128)},
+        "audio_unet": {"sample_size": (40, 88), "in_channels": 4, "out_channels": 4, "block_out_channels": (32, 64, 96, 128)},
         "audio_condition": {"num_tokens": 4, "token_dim": 256},
         "caption_decoder": {"n_layer": 4, "n_embd": 192, "n_head": 4, "prefix_length": 6},
     },

@@ -26,7 +26,7 @@ from diffusers.utils import BaseOutput
 from PIL import Image
 
 from ..audio import HOP_LENGTH, SAMPLE_RATE, prepare_waveform
-from ..decoders.diffusion_unets import SCHEDULERS, swap_scheduler
+from ..decoders.diffusion_unets import SCHEDULERS, mel_patch, swap_scheduler, unfold_mels
 from ..decoders.hub import AudioLDMSoundDecoder, UnclipImageDecoder
 from ..decoders.image_autoencoder import decode_latents
 from ..decoders.vocoder import Vocoder
@@ -289,12 +289,17 @@ class StudioPipeline(DiffusionPipeline):
         if self.audio_hub_decoder is not None:  # AudioLDM, fed the predicted CLAP embedding
             decoder = AudioLDMSoundDecoder(self.audio_hub_decoder)
             return decoder(embeddings, steps, guidance, generators, callback_on_step_end=callback)
-        scheduler = self._scheduler(self.audio_scheduler, scheduler_name)
-        shape = (1, self.audio_unet.config.sample_size[0], self.config.mel_frames)
-        normalised = self.denoise(self.audio_unet, self.audio_condition, scheduler, embeddings, shape, steps, guidance, generators, callback)
-        log_mel = normalised[:, 0].float() * self.config.mel_std + self.config.mel_mean  # (N, 80, T)
-        sample_rate, waves = self.vocoder(log_mel.clamp(min=math.log(1e-5), max=4.0))
+        sample_rate, waves = self.vocoder(self.denoise_log_mels(embeddings, steps, guidance, generators, callback, scheduler_name))
         return [(sample_rate, wave) for wave in waves]
+
+    def denoise_log_mels(self, embeddings, steps, guidance, generators, callback, scheduler_name=None) -> torch.Tensor:
+        """The sound decoder's log-mels ``[N, 80, mel_frames]`` for sound embeddings, in the range the vocoder takes."""
+        scheduler = self._scheduler(self.audio_scheduler, scheduler_name)
+        config, patch = self.audio_unet.config, mel_patch(self.audio_unet)
+        shape = (config.in_channels, config.sample_size[0], self.config.mel_frames // patch)
+        folded = self.denoise(self.audio_unet, self.audio_condition, scheduler, embeddings, shape, steps, guidance, generators, callback)
+        log_mel = unfold_mels(folded, patch)[:, 0].float() * self.config.mel_std + self.config.mel_mean  # (N, 80, T)
+        return log_mel.clamp(min=math.log(1e-5), max=4.0)
 
     def decode_caption(self, embeddings, seed, method) -> list[str]:
         if method == "sample":  # one seeded draw per row, so each variant replays on its own

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from ..audio import N_MELS, SAMPLE_RATE, fit_length, log_mel_spectrogram, prepare_waveform
 from ..data.manifest import Item, read_manifest
+from ..decoders.diffusion_unets import fold_mels, mel_patch
 from ..decoders.discriminator import PatchDiscriminator
 from ..decoders.image_autoencoder import encode_images, estimate_scaling_factor, images_to_pixels
 from ..pipelines.build import build_studio_pipeline, load_component
@@ -43,17 +44,19 @@ CLIP_FRAMES = 172  # 2 s at 22050 Hz, hop 256
 
 @dataclass
 class TrainPlan:
-    """Step budgets and batch sizes of each stage (typed data; saved beside the run)."""
+    """Step budgets and batch sizes of each stage (typed data; saved beside the run). The
+    defaults are the shipped embedded run's, sized for 2 CPU cores: the diffusion stages take
+    two calls of under an hour each."""
 
     size: str = "embedded"
     max_minutes: float = 55.0
     steps: dict[str, int] = field(default_factory=lambda: {
-        "sound_encoder": 800, "joint": 6000, "image_autoencoder": 4000,
-        "image_diffusion": 4000, "sound_diffusion": 2500, "caption": 4000,
+        "sound_encoder": 800, "joint": 2000, "image_autoencoder": 1500,
+        "image_diffusion": 2000, "sound_diffusion": 1500, "caption": 1250,
     })
     batch_size: dict[str, int] = field(default_factory=lambda: {
         "sound_encoder": 64, "joint": 256, "image_autoencoder": 16,
-        "image_diffusion": 32, "sound_diffusion": 16, "caption": 64,
+        "image_diffusion": 16, "sound_diffusion": 16, "caption": 64,
     })
     mixed_precision: str = "no"
 
@@ -196,6 +199,7 @@ def stage_sound_diffusion(run: Run, pipeline) -> bool:
     mels = torch.nn.functional.pad(mels, (0, max(0, frames - mels.shape[-1])), value=floor)[..., :frames]
     normalised = ((mels - pipeline.config.mel_mean) / pipeline.config.mel_std).unsqueeze(1)  # (N, 1, 80, T)
     unet, projector = run.part("audio_unet", pipeline.audio_unet), run.part("audio_condition", pipeline.audio_condition)
+    normalised = fold_mels(normalised, mel_patch(unet))
     result = train_diffusion_decoder(unet, projector, pipeline.audio_scheduler, normalised, audio, run.stage_config("sound_diffusion"), batch_size=run.plan.batch_size["sound_diffusion"])
     if result.finished:
         run.save_part("audio_unet", unet)
