@@ -86,3 +86,21 @@ def test_the_sound_decoder_trains_on_log_mels():
         losses.append(loss.item())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[1] < losses[0]  # the same noise draw: one step of training lowers it
+
+
+@pytest.mark.parametrize("name", ["dpm++", "ddim"])
+def test_training_noises_each_timestep_to_the_level_the_sampler_denoises(name):
+    """Timestep t in training must carry the noise level the sampler assumes at t (a fresh
+    DPM-Solver scheduler's own add_noise maps t to the level of 999 - t)."""
+    from core.decoders.diffusion_unets import build_scheduler
+    from core.training.diffusion import forward_process
+
+    sampler = build_scheduler(name)
+    sampler.set_timesteps(10)
+    forward = forward_process(build_scheduler(name))
+    clean, noise = torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)
+    for timestep in sampler.timesteps:
+        kept = forward.add_noise(clean, noise, timestep[None].long()).flatten()[0]
+        assert kept == pytest.approx(sampler.alphas_cumprod[int(timestep)].sqrt().item(), rel=1e-4)
+    first = forward.add_noise(clean, noise, sampler.timesteps[:1].long()).flatten()[0]
+    assert first < 0.2  # the sampler's first step starts from mostly noise

@@ -4,12 +4,18 @@ Each decoder learns ``p(x | e)`` from samples ``x`` and their own encoder's embe
 no pairs across modalities are needed. The condition is dropped with probability
 ``drop_probability`` so the same network also learns the unconditional score that
 classifier-free guidance needs.
+
+Samples are noised by the forward process of ``DDPMScheduler`` built from the sampler's
+config (same betas, same prediction type). The samplers' own ``add_noise`` is not safe for
+training: a DPM-Solver scheduler on which ``set_timesteps`` has not been called maps
+timestep ``t`` to the noise level of ``999 - t``.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..decoders.conditioning import EmbeddingProjector
@@ -25,7 +31,9 @@ def diffusion_loss(
     drop_probability: float = 0.1,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Denoising loss (DDPM, Ho et al. 2020, eq. 14) on clean ``samples [B, C, H, W]``."""
+    """Denoising loss (DDPM, Ho et al. 2020, eq. 14) on clean ``samples [B, C, H, W]``;
+    ``scheduler`` is the sampler (or its forward process, ``forward_process(sampler)``)."""
+    scheduler = forward_process(scheduler)
     batch = samples.shape[0]
     device = samples.device
     noise = torch.randn(samples.shape, generator=generator, device=device)
@@ -39,6 +47,11 @@ def diffusion_loss(
     else:
         target = noise
     return F.mse_loss(prediction, target)
+
+
+def forward_process(scheduler) -> DDPMScheduler:
+    """The DDPM forward process (noising) with the schedule of ``scheduler``."""
+    return scheduler if isinstance(scheduler, DDPMScheduler) else DDPMScheduler.from_config(scheduler.config)
 
 
 def train_diffusion_decoder(
@@ -56,6 +69,7 @@ def train_diffusion_decoder(
     if samples.shape[0] != embeddings.shape[0]:
         raise ValueError(f"{samples.shape[0]} samples but {embeddings.shape[0]} embeddings.")
     runner = StageRunner(config)
+    scheduler = forward_process(scheduler)
     parameters = list(unet.parameters()) + list(projector.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=1e-4)
     loader = DataLoader(
