@@ -80,7 +80,7 @@ def test_showcase_writes_the_contact_sheet_and_image_to_sound_examples(tmp_path,
 
     corpus = tmp_path / "corpus"
     tiny_corpus(corpus)
-    write_manifest([i.with_split("heldout_item") if i.id.endswith("both") else i for i in read_manifest(corpus)], corpus)
+    write_manifest([i.with_split("heldout_item") if i.id.endswith("both") else i for i in read_manifest(corpus)], corpus)  # one per colour
     from core.decoders.vocoder import Vocoder
 
     tiny_studio.pipeline._vocoder = Vocoder(method="griffin-lim", griffin_lim_iters=2)

@@ -47,9 +47,13 @@ def contact_sheet(images: list[Image.Image], labels: list[str], columns: int = 8
 
 
 def image_to_sound_items(corpus: Path, count: int) -> list:
-    """Held-out items that have both an image and a real sound (Tux Paint stamps), first ``count`` by id."""
-    items = [i for i in read_manifest(corpus) if i.split != "train" and i.image and i.sound]
-    return sorted(items, key=lambda i: i.id)[:count]
+    """Held-out items that have both an image and a real sound, one per concept, the first
+    ``count`` concepts by item id."""
+    items = sorted((i for i in read_manifest(corpus) if i.split != "train" and i.image and i.sound), key=lambda i: i.id)
+    first = {}
+    for item in items:
+        first.setdefault(item.concept, item)
+    return list(first.values())[:count]
 
 
 def make_showcase(studio, corpus: Path, out: Path, sounds: int = 4, seed: int = 0, steps: int | None = None) -> dict:

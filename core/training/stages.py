@@ -52,7 +52,7 @@ class TrainPlan:
     max_minutes: float = 55.0
     steps: dict[str, int] = field(default_factory=lambda: {
         "sound_encoder": 800, "joint": 2000, "image_autoencoder": 1500,
-        "image_diffusion": 1500, "sound_diffusion": 1750, "caption": 1000,
+        "image_diffusion": 3000, "sound_diffusion": 2650, "caption": 1000,
     })
     batch_size: dict[str, int] = field(default_factory=lambda: {
         "sound_encoder": 64, "joint": 256, "image_autoencoder": 16,
