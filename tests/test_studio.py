@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -41,8 +42,10 @@ def test_load_studio_offline(studio):
     assert studio.device.type == "cpu"
 
 
-def test_untrained_preset_says_so(studio):
-    assert studio.is_trained is False
+def test_the_shipped_preset_is_trained_and_an_untrained_one_says_so(studio, tiny_studio):
+    assert studio.is_trained is True and studio.weights_version.startswith("trained-")
+    assert all(p.dtype == torch.float32 for p in studio.pipeline.image_unet.parameters())  # fp16 on disk
+    assert tiny_studio.is_trained is False
 
 
 def test_load_time_is_recorded(studio):
@@ -168,9 +171,11 @@ def test_save_and_load_round_trip(studio, china, tmp_path):
     assert actual.shares == pytest.approx(expected.shares, abs=1e-6)
 
 
-def test_untrained_studio_stays_untrained_after_a_round_trip(studio, tmp_path):
-    studio.save_pretrained(tmp_path)
-    assert core.load_studio(tmp_path).is_trained is False
+def test_trained_and_untrained_studios_keep_their_state_through_a_round_trip(studio, tiny_studio, tmp_path):
+    studio.save_pretrained(tmp_path / "trained")
+    assert core.load_studio(tmp_path / "trained").is_trained is True
+    tiny_studio.save_pretrained(tmp_path / "untrained")
+    assert core.load_studio(tmp_path / "untrained").is_trained is False
 
 
 def test_embedded_preset_fits_the_shipped_size_cap(studio):
