@@ -380,13 +380,20 @@ def test_shipped_weights_meet_the_floors_on_the_quick_subset():
         pytest.skip("needs the corpus and the studio-train run's cache (FUSION_STUDIO_CORPUS, FUSION_STUDIO_RUN)")
     from core.evaluation.cli import EvalOptions, evaluate
 
-    result = evaluate(EvalOptions(corpus=corpus, run=run, quick=True, out=Path(os.environ.get("TMPDIR", "/tmp")) / "studio-eval-quick"))
+    options = EvalOptions(corpus=corpus, run=run, quick=True, out=Path(os.environ.get("TMPDIR", "/tmp")) / "studio-eval-quick")
+    result = evaluate(options)
     shipped = json.loads((Path(__file__).resolve().parent.parent / "assets/embedded/eval/report.json").read_text())
-    known_misses = {floor["name"] for floor in shipped["floors"] if not floor["passed"]}
-    # Every floor the full evaluation met must hold on the quick subset too, within the noise of
-    # its smaller sample (10%); the floors the shipped report says are missed are listed there.
-    regressed = [f for f in missed(result["floors"]) if f.name not in known_misses and not within(f, 0.10)]
+    full = {floor["name"]: floor for floor in shipped["floors"]}
+    known_misses = {name for name, floor in full.items() if not floor["passed"]}
+    # A coherence rate the full run measured so low that the quick prompts expect under two
+    # hits at it cannot be checked on them (the full report checks it on 64 prompts).
+    prompts = options.resolved().prompts
+    unresolved = {name for name, floor in full.items() if "coherence ≥" in name and (floor["measured"] or 0) * prompts < 2}
+    # Every other floor the full evaluation met must hold on the quick subset too, within the
+    # noise of its smaller sample (10%); the floors the shipped report misses are listed there.
+    regressed = [f for f in missed(result["floors"]) if f.name not in known_misses | unresolved and not within(f, 0.10)]
     assert not regressed, "\n".join(f"{f.name}: {f.detail}" for f in regressed)
+    assert len(unresolved) <= 3 and len(result["floors"]) == len(full)
 
 
 def within(floor, tolerance: float) -> bool:
