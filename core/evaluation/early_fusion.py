@@ -19,11 +19,12 @@ from torch import nn
 from ..fusion.joint import (
     DEFAULT_MODALITY_DIMS,
     FusedPosterior,
+    JointLatentModel,
     StandardisedEmbeddings,
     WeightsInput,
     mlp,
 )
-from ..fusion.objectives import JointObjective, gaussian_kl, reconstruction_error, training_subsets
+from ..fusion.objectives import JointObjective, subset_elbo
 from ..training.joint import train_joint_model
 from ..training.loop import StageConfig, StageResult
 
@@ -93,10 +94,7 @@ class EarlyFusionVAE(StandardisedEmbeddings, ModelMixin, ConfigMixin):
         """Latent ``[B, Z]`` → predicted embedding of ``modality`` ``[B, D_m]``."""
         return self.unstandardise(modality, self.decoders[modality](z))
 
-    @staticmethod
-    def sample(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + (0.5 * logvar).exp() * noise
+    sample = staticmethod(JointLatentModel.sample)  # the same reparameterised draw
 
 
 def early_fusion_loss(
@@ -108,18 +106,12 @@ def early_fusion_loss(
 ) -> dict[str, torch.Tensor]:
     """Negative ELBO averaged over the same input subsets the joint model trains on."""
     objective = objective or JointObjective()
-    reconstructions, kls, counts = [], [], []
-    for mask in training_subsets(present, objective.num_random_subsets, generator):
-        valid = (mask.sum(0) > 0).to(present.dtype)  # (B,): items with at least one input in the subset
-        posterior = model(embeddings, mask)
-        z = model.sample(posterior.mu, posterior.logvar, generator)
-        reconstructions.append((valid * reconstruction_error(model, z, embeddings, present)).sum())
-        kls.append((valid * gaussian_kl(posterior.mu, posterior.logvar)).sum())
-        counts.append(valid.sum())
-    count = torch.stack(counts).sum().clamp(min=1)
-    reconstruction = torch.stack(reconstructions).sum() / count * objective.reconstruction_scale
-    kl = torch.stack(kls).sum() / count
-    loss = reconstruction + objective.beta * kl
+
+    def posterior(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fused = model(embeddings, mask)
+        return fused.mu, fused.logvar
+
+    loss, reconstruction, kl = subset_elbo(model, posterior, embeddings, present, objective, generator)
     return {"loss": loss, "reconstruction": reconstruction, "kl": kl}
 
 

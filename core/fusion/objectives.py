@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -68,6 +68,34 @@ def training_subsets(present: torch.Tensor, num_random: int, generator: torch.Ge
     return [present, *singles, *randoms]
 
 
+def subset_elbo(
+    model,
+    posterior: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    embeddings: Mapping[str, torch.Tensor],
+    present: torch.Tensor,
+    objective: JointObjective,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Negative ELBO averaged over ``training_subsets`` and items: ``(loss, reconstruction, kl)``.
+
+    ``posterior(mask)`` gives ``(mu, logvar)`` from the inputs in ``mask [M, B]``; ``model``
+    decodes (``decoders``, ``standardise``, ``sample``). Shared by the joint model and the
+    early-fusion baseline, so both train on the same subsets and terms.
+    """
+    reconstructions, kls, counts = [], [], []
+    for mask in training_subsets(present, objective.num_random_subsets, generator):
+        valid = (mask.sum(0) > 0).to(present.dtype)  # (B,): items with at least one input in the subset
+        mu, logvar = posterior(mask)
+        z = model.sample(mu, logvar, generator)
+        reconstructions.append((valid * reconstruction_error(model, z, embeddings, present)).sum())
+        kls.append((valid * gaussian_kl(mu, logvar)).sum())
+        counts.append(valid.sum())
+    count = torch.stack(counts).sum().clamp(min=1)
+    reconstruction = torch.stack(reconstructions).sum() / count * objective.reconstruction_scale
+    kl = torch.stack(kls).sum() / count
+    return reconstruction + objective.beta * kl, reconstruction, kl
+
+
 def elbo_loss(
     model: JointLatentModel,
     mu: torch.Tensor,
@@ -77,20 +105,9 @@ def elbo_loss(
     objective: JointObjective,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Negative ELBO averaged over subsets and items: ``(loss, reconstruction, kl)`` scalars."""
+    """The joint model's negative ELBO: each subset's experts fused by its rule."""
     fuse = FUSIONS[model.config.fusion]
-    reconstructions, kls, counts = [], [], []
-    for mask in training_subsets(present, objective.num_random_subsets, generator):
-        valid = (mask.sum(0) > 0).to(mu.dtype)  # (B,): items with at least one input in the subset
-        fused_mu, fused_logvar = fuse(mu, logvar, mask)
-        z = model.sample(fused_mu, fused_logvar, generator)
-        reconstructions.append((valid * reconstruction_error(model, z, embeddings, present)).sum())
-        kls.append((valid * gaussian_kl(fused_mu, fused_logvar)).sum())
-        counts.append(valid.sum())
-    count = torch.stack(counts).sum().clamp(min=1)
-    reconstruction = torch.stack(reconstructions).sum() / count * objective.reconstruction_scale
-    kl = torch.stack(kls).sum() / count
-    return reconstruction + objective.beta * kl, reconstruction, kl
+    return subset_elbo(model, lambda mask: fuse(mu, logvar, mask), embeddings, present, objective, generator)
 
 
 def single_posterior_means(model: JointLatentModel, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
