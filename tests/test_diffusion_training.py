@@ -104,3 +104,55 @@ def test_training_noises_each_timestep_to_the_level_the_sampler_denoises(name):
         assert kept == pytest.approx(sampler.alphas_cumprod[int(timestep)].sqrt().item(), rel=1e-4)
     first = forward.add_noise(clean, noise, sampler.timesteps[:1].long()).flatten()[0]
     assert first < 0.2  # the sampler's first step starts from mostly noise
+
+
+def test_min_snr_weights_cap_the_easy_low_noise_steps():
+    from core.training.diffusion import forward_process, min_snr_weights
+
+    scheduler = forward_process(build_scheduler("ddim"))
+    timesteps = torch.tensor([0, 100, 500, 999])
+    alphas = scheduler.alphas_cumprod[timesteps]
+    snr = alphas / (1 - alphas)
+    weights = min_snr_weights(scheduler, timesteps, gamma=5.0)
+    assert torch.allclose(weights, snr.clamp(max=5.0) / snr)
+    assert weights[0] < 0.01 and weights[-1] == 1.0  # nearly clean samples count little, noisy ones fully
+    v_scheduler = forward_process(build_scheduler("ddim", prediction_type="v_prediction"))
+    assert torch.allclose(min_snr_weights(v_scheduler, timesteps, 5.0), snr.clamp(max=5.0) / (snr + 1))
+
+
+def test_without_snr_weighting_the_loss_is_the_plain_mean_squared_error():
+    torch.manual_seed(0)
+    unet, projector = tiny_unet(), EmbeddingProjector(embed_dim=6, num_tokens=2, token_dim=16)
+    samples, embeddings = toy_set(4)
+    plain = diffusion_loss(unet, projector, build_scheduler("ddim"), samples, embeddings, 0.0, torch.Generator().manual_seed(3), snr_gamma=None)
+    weighted = diffusion_loss(unet, projector, build_scheduler("ddim"), samples, embeddings, 0.0, torch.Generator().manual_seed(3))
+    # the same draw: the noise, timesteps and prediction match, so the weighting alone differs
+    generator = torch.Generator().manual_seed(3)
+    noise = torch.randn(samples.shape, generator=generator)
+    timesteps = torch.randint(0, 1000, (4,), generator=generator)
+    scheduler = build_scheduler("ddim")
+    from core.training.diffusion import forward_process
+
+    forward = forward_process(scheduler)
+    with torch.no_grad():
+        prediction = unet(forward.add_noise(samples, noise, timesteps), timesteps, encoder_hidden_states=projector(embeddings, torch.zeros(4, dtype=torch.bool))).sample
+    assert torch.allclose(plain, torch.nn.functional.mse_loss(prediction, noise), atol=1e-6)
+    assert not torch.allclose(plain, weighted)
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.9])
+def test_a_finished_stage_keeps_the_moving_average_of_its_weights(tmp_path, decay):
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    unet, projector = tiny_unet(), EmbeddingProjector(embed_dim=6, num_tokens=2, token_dim=16)
+    samples, embeddings = toy_set(16)
+    config = StageConfig(tmp_path, max_steps=12, checkpoint_every=6, log_every=6)
+    result = train_diffusion_decoder(unet, projector, build_scheduler("ddim"), samples, embeddings, config, batch_size=8, learning_rate=2e-3, ema_decay=decay)
+    assert result.finished
+    checkpoint = tmp_path / "checkpoints" / "step-0000012"
+    assert (checkpoint / "custom_checkpoint_1.pkl").is_file()  # the average resumes with the stage
+    raw = load_file(str(checkpoint / "model.safetensors"))  # the last trained weights, before averaging
+    final = unet.state_dict()
+    same = all(torch.allclose(raw[name], final[name]) for name in raw)
+    assert same == (decay == 0.0)  # decay 0 keeps the last weights; 0.9 an average of earlier ones
