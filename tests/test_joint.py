@@ -209,3 +209,30 @@ def test_training_warns_when_the_posterior_collapses(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="core.training.joint"):
         train_joint_model(model, embeddings, torch.ones(3, 64), config, objective=JointObjective(beta=1e4))
     assert "collapsed" in caplog.text
+
+
+def test_input_noise_corrupts_some_inputs_within_the_level_and_keeps_clean_targets(monkeypatch):
+    from core.fusion import objectives
+    from core.fusion.objectives import corrupt_inputs
+
+    model = tiny_model()
+    model.set_embedding_stats("text", 3 * torch.randn(500, DIMS["text"]))  # std about 3 per dimension
+    embeddings = {"text": torch.randn(2000, DIMS["text"])}
+    objective = JointObjective(input_noise=2.0, noisy_fraction=0.25)
+    corrupted = corrupt_inputs(model, embeddings, objective, torch.Generator().manual_seed(0))["text"]
+    changed = (corrupted != embeddings["text"]).any(-1)
+    assert 0.2 < changed.float().mean() < 0.3  # about a quarter of the rows
+    relative = (corrupted - embeddings["text"]) / model.text_std  # noise in training standard deviations
+    assert relative[changed].std() < 2.0 and relative[changed].std() > 0.8  # levels uniform in [0, 2]: rms 1.15
+
+    # the experts see the corrupted inputs; the reconstruction targets stay the clean embeddings
+    model = tiny_model().train()
+    embeddings, present = random_embeddings(batch=8), torch.ones(3, 8)
+    seen, targets = [], []
+    model.experts = lambda inputs, weights=None, experts=model.experts: seen.append(inputs) or experts(inputs, weights)
+    error = objectives.reconstruction_error
+    monkeypatch.setattr(objectives, "reconstruction_error", lambda m, z, e, p: targets.append(e) or error(m, z, e, p))
+    noisy = joint_loss(model, embeddings, present, JointObjective(input_noise=2.0, noisy_fraction=1.0), torch.Generator().manual_seed(0))
+    assert all(not torch.equal(seen[0][m], embeddings[m]) for m in DIMS)
+    assert targets and all(torch.equal(t[m], embeddings[m]) for t in targets for m in DIMS)
+    assert torch.isfinite(noisy["loss"])

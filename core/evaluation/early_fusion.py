@@ -90,10 +90,6 @@ class EarlyFusionVAE(StandardisedEmbeddings, ModelMixin, ConfigMixin):
             expert_mu=mu[None], expert_logvar=logvar[None], weights=present,
         )
 
-    def decode(self, z: torch.Tensor, modality: str) -> torch.Tensor:
-        """Latent ``[B, Z]`` → predicted embedding of ``modality`` ``[B, D_m]``."""
-        return self.unstandardise(modality, self.decoders[modality](z))
-
     sample = staticmethod(JointLatentModel.sample)  # the same reparameterised draw
 
 

@@ -57,8 +57,9 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> nn.Seque
 
 
 class StandardisedEmbeddings:
-    """Per-modality mean and std buffers (saved with the weights) and the maps in and out of
-    standardised units; for models whose config holds ``modality_dims``."""
+    """Per-modality mean and std buffers (saved with the weights), the maps in and out of
+    standardised units, and ``decode``; for models whose config holds ``modality_dims`` and
+    whose ``decoders`` map a latent to each modality's standardised embedding."""
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -80,6 +81,10 @@ class StandardisedEmbeddings:
 
     def unstandardise(self, modality: str, standardised: torch.Tensor) -> torch.Tensor:
         return standardised * getattr(self, f"{modality}_std") + getattr(self, f"{modality}_mean")
+
+    def decode(self, z: torch.Tensor, modality: str) -> torch.Tensor:
+        """Latent ``[B, Z]`` → predicted embedding of ``modality`` ``[B, D_m]``."""
+        return self.unstandardise(modality, self.decoders[modality](z))
 
 
 class JointLatentModel(StandardisedEmbeddings, ModelMixin, ConfigMixin):
@@ -187,10 +192,6 @@ class JointLatentModel(StandardisedEmbeddings, ModelMixin, ConfigMixin):
         return self.fuse(*self.experts(embeddings, weights))
 
     # --- decoding -------------------------------------------------------------------------
-
-    def decode(self, z: torch.Tensor, modality: str) -> torch.Tensor:
-        """Joint latent ``[B, Z]`` → predicted embedding of ``modality`` ``[B, D_m]``."""
-        return self.unstandardise(modality, self.decoders[modality](z))
 
     @staticmethod
     def sample(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

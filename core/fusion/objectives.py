@@ -4,7 +4,10 @@
   MoPoE): each subset's fused posterior must reconstruct *all* present embeddings, so the
   model learns to fill in missing modalities;
 - cross-modal reconstruction: each single modality's posterior mean decodes to the others;
-- optional contrastive alignment (InfoNCE) of the single-modality posterior means.
+- optional contrastive alignment (InfoNCE) of the single-modality posterior means;
+- optional input noise: experts see corrupted embeddings while the targets stay clean (a
+  denoising objective), so each expert learns to lower its precision on inputs that look
+  noisy and the product of experts leans on the clean ones.
 
 ``embeddings`` maps each modality to ``[B, D_m]`` (zeros where an item lacks it, never NaN),
 ``present`` is ``[M, B]`` with 1 where item ``b`` has modality ``m``.
@@ -32,6 +35,8 @@ class JointObjective:
     cross_modal: float = 1.0  # weight of the deterministic cross-modal reconstruction term
     contrastive: float = 0.0  # weight of InfoNCE alignment between single-modality posteriors
     temperature: float = 0.1
+    input_noise: float = 0.0  # the largest input noise, in training standard deviations (0: none)
+    noisy_fraction: float = 0.5  # share of each modality's inputs corrupted when input_noise > 0
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -151,6 +156,24 @@ def contrastive_loss(means: torch.Tensor, present: torch.Tensor, temperature: fl
     return torch.stack(losses).mean() if losses else means.new_zeros(())
 
 
+def corrupt_inputs(
+    model: JointLatentModel,
+    embeddings: Mapping[str, torch.Tensor],
+    objective: JointObjective,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """``embeddings`` with Gaussian noise on a ``noisy_fraction`` of each modality's rows, each
+    at a level drawn uniformly from ``[0, input_noise]`` times the modality's per-dimension std."""
+    corrupted = {}
+    for modality, clean in embeddings.items():
+        batch = clean.shape[0]
+        chosen = torch.rand(batch, generator=generator, device=clean.device) < objective.noisy_fraction
+        level = objective.input_noise * torch.rand(batch, generator=generator, device=clean.device) * chosen  # (B,)
+        noise = torch.randn(clean.shape, generator=generator, device=clean.device)
+        corrupted[modality] = clean + level[:, None] * getattr(model, f"{modality}_std") * noise
+    return corrupted
+
+
 def joint_loss(
     model: JointLatentModel,
     embeddings: Mapping[str, torch.Tensor],
@@ -160,7 +183,8 @@ def joint_loss(
 ) -> dict[str, torch.Tensor]:
     """All terms of the joint model's loss; ``"loss"`` is their weighted sum."""
     objective = objective or JointObjective()
-    mu, logvar, _ = model.experts(embeddings, weights=present)
+    inputs = corrupt_inputs(model, embeddings, objective, generator) if objective.input_noise > 0 else embeddings
+    mu, logvar, _ = model.experts(inputs, weights=present)
     elbo, reconstruction, kl = elbo_loss(model, mu, logvar, embeddings, present, objective, generator)
     means = single_posterior_means(model, mu, logvar)
     cross = cross_modal_loss(model, means, embeddings, present)
