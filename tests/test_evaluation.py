@@ -403,3 +403,27 @@ def within(floor, tolerance: float) -> bool:
     if "≤" in floor.name:  # a distance: lower is better
         return floor.measured <= floor.required * (1 + tolerance)
     return floor.measured >= floor.required * (1 - tolerance)
+
+
+def test_the_baselines_share_the_beta_the_run_trained_its_joint_model_with(tmp_path):
+    import json
+
+    from core.training.stages import TrainPlan
+
+    assert Budget.of_run(tmp_path).beta == TrainPlan().joint_objective["beta"]  # no plan saved: the defaults
+    (tmp_path / "plan.json").write_text(json.dumps({"steps": {"joint": 300}, "joint_objective": {"beta": 0.25, "contrastive": 1.0}}))
+    budget = Budget.of_run(tmp_path)
+    assert (budget.steps, budget.beta) == (300, 0.25)
+    (tmp_path / "plan.json").write_text(json.dumps({"steps": {"joint": 300}}))  # a run from before the field
+    assert Budget.of_run(tmp_path).beta == 1.0
+
+
+def test_a_baseline_of_another_beta_is_trained_again_from_scratch(tmp_path, one_thread):
+    train = synthetic_split(64, seed=0)
+    first, info = train_baseline("MVAE", tiny_joint(), train, tmp_path, Budget(steps=4, batch_size=32, beta=1.0))
+    assert info["beta"] == 1.0 and info["steps"] == 4
+    loaded, again = train_baseline("MVAE", tiny_joint(), train, tmp_path, Budget(steps=4, batch_size=32, beta=1.0))
+    assert again["seconds"] == info["seconds"]  # the same budget: loaded, not trained
+    other, changed = train_baseline("MVAE", tiny_joint(), train, tmp_path, Budget(steps=4, batch_size=32, beta=0.5))
+    assert changed["beta"] == 0.5 and changed["steps"] == 4 and changed["finished"]
+    assert not torch.equal(next(other.parameters()), next(first.parameters()))  # trained anew, not resumed at step 4

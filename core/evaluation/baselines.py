@@ -7,8 +7,8 @@
 - the label bridge of DATA.md, untrained (``label_bridge``).
 
 The trained baselines share the proposed model's sizes (latent, hidden, layers), its training
-items, step budget, batch size, learning rate and seed, and its objective minus the contrastive
-term: MVAE, MMVAE and MoPoE go through the very ``train_joint_model`` that studio-train uses,
+items, step budget, batch size, learning rate and seed, and its objective (the same beta) minus
+the contrastive and input-noise terms: MVAE, MMVAE and MoPoE go through the very ``train_joint_model`` that studio-train uses,
 so they differ from the proposed model only in the fusion rule and the contrastive alignment.
 Each is saved (``save_pretrained``) in the work folder with the budget it reached, and is
 loaded from there next time; a larger budget resumes its training.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -55,19 +56,15 @@ class Budget:
     batch_size: int = 256
     learning_rate: float = 1e-3
     seed: int = 0
+    beta: float = 1.0  # the KL weight, the proposed model's
 
     @classmethod
     def of_run(cls, run_folder: Path) -> Budget:
-        """The joint stage's budget of a studio-train run (its ``plan.json``, else studio-train's defaults)."""
+        """The joint stage's budget and beta of a studio-train run (its ``plan.json``, else studio-train's defaults)."""
         from ..training.stages import TrainPlan
 
-        plan = TrainPlan()
-        path = Path(run_folder) / "plan.json"
-        if path.is_file():
-            saved = json.loads(path.read_text())
-            plan.steps.update(saved.get("steps", {}))
-            plan.batch_size.update(saved.get("batch_size", {}))
-        return cls(steps=plan.steps["joint"], batch_size=plan.batch_size["joint"])
+        plan = TrainPlan.of_run(run_folder)
+        return cls(steps=plan.steps["joint"], batch_size=plan.batch_size["joint"], beta=plan.joint_objective.get("beta", 1.0))
 
 
 def folder_name(name: str) -> str:
@@ -110,20 +107,26 @@ def train_baseline(
     model_class = EarlyFusionVAE if name == "early fusion" else JointLatentModel
     if info_path.is_file():
         info = json.loads(info_path.read_text())
-        if info["steps"] >= budget.steps and info["batch_size"] == budget.batch_size:
+        if info["steps"] >= budget.steps and info["batch_size"] == budget.batch_size and info.get("beta", 1.0) == budget.beta:
             return model_class.from_pretrained(str(folder / "model")).eval(), info
+    stage, recipe = folder / "stage", {k: v for k, v in asdict(budget).items() if k != "steps"}
+    recipe_path = stage / "budget.json"
+    if stage.is_dir() and (not recipe_path.is_file() or json.loads(recipe_path.read_text()) != recipe):
+        shutil.rmtree(stage)  # checkpoints of another batch size, rate or beta: start over
+    stage.mkdir(parents=True, exist_ok=True)
+    recipe_path.write_text(json.dumps(recipe))
     model = build_baseline(name, like, budget.seed)
     if set(model.modalities) - set(MODALITIES):
         raise ValueError(f"The evaluation knows the modalities {MODALITIES}; the model has {model.modalities}.")
     embeddings, present = training_data(split, model.modalities)
     config = StageConfig(
-        folder / "stage", max_steps=budget.steps, checkpoint_every=500, log_every=100,
+        stage, max_steps=budget.steps, checkpoint_every=500, log_every=100,
         max_minutes=max_minutes, seed=budget.seed,
     )
     start = time.perf_counter()
     logger.info("training baseline %s for %d steps", name, budget.steps)
     train = train_early_fusion if name == "early fusion" else train_joint_model
-    options = {"batch_size": budget.batch_size, "learning_rate": budget.learning_rate, "objective": JointObjective()}
+    options = {"batch_size": budget.batch_size, "learning_rate": budget.learning_rate, "objective": JointObjective(beta=budget.beta)}
     result = train(model, embeddings, present, config, **options)
     info = {**asdict(budget), "steps": result.step, "finished": result.finished, "seconds": round(time.perf_counter() - start, 1)}
     if result.finished:

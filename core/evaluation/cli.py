@@ -40,10 +40,20 @@ from .robustness import NOISE_LEVELS, noisy_classification_table, noisy_retrieva
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fusion-studio"
-PROPOSED_DESCRIPTION = (
-    "the studio's joint model: weighted product of experts with the prior, trained by studio-train "
-    "with the ELBO over subsets, cross-modal reconstruction and contrastive alignment (weight 0.5)"
-)
+
+
+def proposed_description(objective: dict[str, float]) -> str:
+    """What the proposed model is, with the objective its run trained it on."""
+    from ..fusion.objectives import JointObjective
+
+    terms = JointObjective(**objective)
+    text = (
+        "the studio's joint model: weighted product of experts with the prior, trained by studio-train with the "
+        f"ELBO over subsets (β={terms.beta:g}), cross-modal reconstruction and contrastive alignment (weight {terms.contrastive:g})"
+    )
+    if terms.input_noise > 0:
+        text += f", its experts fed noisy inputs (up to {terms.input_noise:g} std, {terms.noisy_fraction:.0%} of them)"
+    return text
 
 
 @dataclass
@@ -100,7 +110,9 @@ def evaluate(options: EvalOptions) -> dict:
     # 2. the methods: the proposed model, the trained baselines, the label bridge
     budget = baseline_budget(options)
     trained = train_baselines(pipeline.joint, train, options.work / "baselines", budget, max_minutes=options.baseline_minutes)
-    methods = [LatentModelMethod(PROPOSED, pipeline.joint, PROPOSED_DESCRIPTION)]
+    from ..training.stages import TrainPlan
+
+    methods = [LatentModelMethod(PROPOSED, pipeline.joint, proposed_description(TrainPlan.of_run(options.run).joint_objective))]
     methods += [LatentModelMethod(name, model, BASELINES[name]) for name, (model, _) in trained.items()]
     methods.append(LabelBridgeMethod(LabelBridge.from_encoders(pipeline.image_encoder, pipeline.text_encoder)))
     # 3. the tables

@@ -58,7 +58,20 @@ class TrainPlan:
         "sound_encoder": 64, "joint": 256, "image_autoencoder": 16,
         "image_diffusion": 16, "sound_diffusion": 16, "caption": 64,
     })
+    # the joint model's objective (``JointObjective`` fields); the baselines share its beta
+    joint_objective: dict[str, float] = field(default_factory=lambda: {"beta": 0.5, "contrastive": 0.5})
     mixed_precision: str = "no"
+
+    @classmethod
+    def of_run(cls, run_folder: Path) -> TrainPlan:
+        """The plan a run saved (``plan.json``) over these defaults; the defaults if it saved none."""
+        plan, path = cls(), Path(run_folder) / "plan.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            plan.steps.update(saved.get("steps", {}))
+            plan.batch_size.update(saved.get("batch_size", {}))
+            plan.joint_objective = saved.get("joint_objective", {"beta": 1.0, "contrastive": 0.5})  # older runs'
+        return plan
 
 
 class Run:
@@ -156,7 +169,8 @@ def stage_joint(run: Run, pipeline) -> bool:
         present[joint.modalities.index(name), rows] = 1
     from ..fusion.objectives import JointObjective
 
-    result = train_joint_model(joint, embeddings, present, run.stage_config("joint"), batch_size=run.plan.batch_size["joint"], objective=JointObjective(contrastive=0.5))
+    objective = JointObjective(**run.plan.joint_objective)
+    result = train_joint_model(joint, embeddings, present, run.stage_config("joint"), batch_size=run.plan.batch_size["joint"], objective=objective)
     if result.finished:
         run.save_part("joint", joint)
     return result.finished
@@ -256,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-minutes", type=float, default=55.0, help="stop (resumably) after this long")
     parser.add_argument("--steps", type=json.loads, default=None, help='JSON overrides of step budgets, e.g. \'{"joint": 100}\'')
     parser.add_argument("--batch-size", type=json.loads, default=None, help='JSON overrides of batch sizes, e.g. \'{"caption": 32}\'')
+    parser.add_argument("--joint-objective", type=json.loads, default=None, help='JSON overrides of the joint objective, e.g. \'{"beta": 1.0}\'')
     parser.add_argument("--export-to", type=Path, default=None, help="with export: the studio folder to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -264,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
         plan.steps.update(args.steps)
     if args.batch_size:
         plan.batch_size.update(args.batch_size)
+    if args.joint_objective:
+        plan.joint_objective.update(args.joint_objective)
     run = Run(args.corpus, args.run, plan)
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / "plan.json").write_text(json.dumps(asdict(plan), indent=2))
