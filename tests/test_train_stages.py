@@ -58,7 +58,11 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     main(["joint", *common])
     assert len(list((run / "stages" / "joint" / "checkpoints").glob("step-*"))) == 1
 
-    main(["export", *common, "--export-to", str(tmp_path / "studio")])
+    main(["joint", *common, "--joint-objective", '{"input_noise": 1.5}'])
+    # a call without overrides keeps the budgets and objective the run's plan.json holds
+    main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--export-to", str(tmp_path / "studio")])
+    plan = json.loads((run / "plan.json").read_text())
+    assert plan["steps"]["caption"] == 2 and plan["joint_objective"]["input_noise"] == 1.5
     studio = load_studio(tmp_path / "studio")
     assert studio.is_trained and studio.weights_version.startswith("trained-")
     from safetensors import safe_open

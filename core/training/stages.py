@@ -64,7 +64,8 @@ class TrainPlan:
 
     @classmethod
     def of_run(cls, run_folder: Path) -> TrainPlan:
-        """The plan a run saved (``plan.json``) over these defaults; the defaults if it saved none."""
+        """The budgets and joint objective a run saved (``plan.json``) over these defaults; the
+        defaults if it saved none."""
         plan, path = cls(), Path(run_folder) / "plan.json"
         if path.is_file():
             saved = json.loads(path.read_text())
@@ -274,7 +275,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--export-to", type=Path, default=None, help="with export: the studio folder to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    plan = TrainPlan(size=args.size, max_minutes=args.max_minutes)
+    # budgets and objective accumulate in the run's plan.json: an override given once holds for later calls
+    plan = TrainPlan.of_run(args.run)
+    plan.size, plan.max_minutes = args.size, args.max_minutes
     if args.steps:
         plan.steps.update(args.steps)
     if args.batch_size:
