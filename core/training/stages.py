@@ -44,22 +44,22 @@ CLIP_FRAMES = 172  # 2 s at 22050 Hz, hop 256
 
 @dataclass
 class TrainPlan:
-    """Step budgets and batch sizes of each stage (typed data; saved beside the run). The
-    defaults are the shipped embedded run's, sized for 2 CPU cores: the diffusion stages take
-    two calls of under an hour each."""
+    """Step budgets, batch sizes and the joint objective (typed data; saved beside the run as
+    ``plan.json``). The defaults are the shipped embedded run's, sized for 2 CPU cores: the
+    diffusion stages take two or three calls of under an hour each."""
 
     size: str = "embedded"
     max_minutes: float = 55.0
     steps: dict[str, int] = field(default_factory=lambda: {
         "sound_encoder": 800, "joint": 2000, "image_autoencoder": 1500,
-        "image_diffusion": 3000, "sound_diffusion": 2650, "caption": 1000,
+        "image_diffusion": 7500, "sound_diffusion": 2650, "caption": 1000,
     })
     batch_size: dict[str, int] = field(default_factory=lambda: {
         "sound_encoder": 64, "joint": 256, "image_autoencoder": 16,
         "image_diffusion": 16, "sound_diffusion": 16, "caption": 64,
     })
     # the joint model's objective (``JointObjective`` fields); the baselines share its beta
-    joint_objective: dict[str, float] = field(default_factory=lambda: {"beta": 0.5, "contrastive": 0.5})
+    joint_objective: dict[str, float] = field(default_factory=lambda: {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0})
     mixed_precision: str = "no"
 
     @classmethod
