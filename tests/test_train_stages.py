@@ -1,6 +1,7 @@
 """studio-train end to end on a tiny corpus: every stage, resume, export, and the exported studio generates."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -65,6 +66,7 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     assert plan["steps"]["caption"] == 2 and plan["joint_objective"]["input_noise"] == 1.5
     studio = load_studio(tmp_path / "studio")
     assert studio.is_trained and studio.weights_version.startswith("trained-")
+    assert re.fullmatch(r"trained-\d{8}-[0-9a-f]{8}", studio.weights_version)
     from safetensors import safe_open
 
     with safe_open(str(next((tmp_path / "studio" / "joint").glob("*.safetensors"))), "pt") as weights:
@@ -76,6 +78,20 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     assert isinstance(studio.generate("image", text="a red circle", steps=2).outputs[0], Image.Image)
     assert studio.generate("audio", image=str(corpus / "images/blue-image.png"), steps=2).outputs[0][0] == 22050
     assert isinstance(studio.caption(image=str(corpus / "images/green-image.png")).outputs[0], str)
+
+
+def test_the_weights_digest_changes_with_any_weight():
+    import torch
+
+    from core.pipelines.build import build_studio_pipeline
+    from core.training.stages import weights_digest
+
+    pipeline = build_studio_pipeline("tiny", preset="tiny")
+    before = weights_digest(pipeline)
+    assert weights_digest(pipeline) == before
+    with torch.no_grad():
+        next(pipeline.joint.parameters()).view(-1)[0] += 1e-3
+    assert weights_digest(pipeline) != before
 
 
 def test_showcase_writes_the_contact_sheet_and_image_to_sound_examples(tmp_path, tiny_studio):

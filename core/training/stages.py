@@ -13,6 +13,7 @@ items are used; held-out items and concepts stay for ``studio-eval``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import time
@@ -242,8 +243,20 @@ def stage_export(run: Run, pipeline, target: Path) -> None:
     for name, component in pipeline.components.items():
         if isinstance(component, torch.nn.Module) and (run.parts / name).is_dir():
             component.to(torch.float16)  # shipped weights stay small; loading casts back to fp32
-    pipeline.register_to_config(weights_version=time.strftime("trained-%Y%m%d"))
+    pipeline.register_to_config(weights_version=f"trained-{time.strftime('%Y%m%d')}-{weights_digest(pipeline)}")
     pipeline.save_pretrained(target)
+
+
+def weights_digest(pipeline) -> str:
+    """The first 8 hex digits of a SHA-256 over every module's weights: two exports of different
+    weights never share a ``weights_version``, so a recipe tells which weights made it."""
+    digest = hashlib.sha256()
+    for name, component in sorted(pipeline.components.items()):
+        if isinstance(component, torch.nn.Module):
+            for key, tensor in sorted(component.state_dict().items()):
+                digest.update(f"{name}.{key}".encode())
+                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:8]
 
 
 def run_stage(stage: str, run: Run, export_to: Path | None = None) -> bool:
