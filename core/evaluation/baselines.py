@@ -8,8 +8,9 @@
 
 The trained baselines share the proposed model's sizes (latent, hidden, layers), its training
 items, step budget, batch size, learning rate and seed, and its objective (the same beta) minus
-the contrastive and input-noise terms: MVAE, MMVAE and MoPoE go through the very ``train_joint_model`` that studio-train uses,
-so they differ from the proposed model only in the fusion rule and the contrastive alignment.
+the contrastive and input-noise terms: MVAE, MMVAE and MoPoE go through the very
+``train_joint_model`` that studio-train uses, so they differ from the proposed model only in
+the fusion rule, the contrastive alignment and the noisy inputs.
 Each is saved (``save_pretrained``) in the work folder with the budget it reached, and is
 loaded from there next time; a larger budget resumes its training.
 """
@@ -35,15 +36,15 @@ from .early_fusion import EarlyFusionVAE, train_early_fusion
 
 logger = logging.getLogger(__name__)
 
-SAME_BUDGET = "same items, steps, batch size, learning rate and seed as the proposed model"
+SAME_BUDGET = "same items, steps, batch size, learning rate, seed and β as the proposed model"
 BASELINES = {
     "early fusion": "concatenated embeddings (zeros and presence flags for missing ones) into one VAE encoder, "
     f"trained on the ELBO over the same input subsets; {SAME_BUDGET}",
-    "MVAE": f"joint model, product of experts with the prior (Wu & Goodman 2018); its objective without the contrastive term; {SAME_BUDGET}",
+    "MVAE": f"joint model, product of experts with the prior (Wu & Goodman 2018); its objective without the contrastive and input-noise terms; {SAME_BUDGET}",
     "MMVAE": "joint model, mixture of experts, moment-matched (Shi et al. 2019); the project's subset ELBO rather "
-    f"than the paper's IWAE estimator, without the contrastive term; {SAME_BUDGET}",
+    f"than the paper's IWAE estimator, without the contrastive and input-noise terms; {SAME_BUDGET}",
     "MoPoE": "joint model, mixture of products of experts over subsets (Sutter et al. 2021); its objective without "
-    f"the contrastive term; {SAME_BUDGET}",
+    f"the contrastive and input-noise terms; {SAME_BUDGET}",
 }
 FUSION = {"MVAE": "poe", "MMVAE": "moe", "MoPoE": "mopoe"}
 

@@ -11,8 +11,8 @@ training: a DPM-Solver scheduler on which ``set_timesteps`` has not been called 
 timestep ``t`` to the noise level of ``999 - t``.
 
 The loss is weighted by Min-SNR-γ (Hang et al. 2023, "Efficient Diffusion Training via
-Min-SNR Weighting Strategy"), which lets the low-noise steps stop dominating and converges
-several times faster; the weights a stage saves are an exponential moving average of the
+Min-SNR Weighting Strategy"), which keeps the nearly clean steps from dominating the
+gradient (the paper reports 3.4x faster convergence); the weights a stage saves are an exponential moving average of the
 trained ones (``EMAModel``), as in DDPM and Latent Diffusion.
 """
 
