@@ -65,7 +65,15 @@ class Budget:
         from ..training.stages import TrainPlan
 
         plan = TrainPlan.of_run(run_folder)
-        return cls(steps=plan.steps["joint"], batch_size=plan.batch_size["joint"], beta=plan.joint_objective.get("beta", 1.0))
+        return cls(steps=plan.steps["joint"], batch_size=plan.batch_size["joint"], beta=JointObjective(**plan.joint_objective).beta)
+
+    def recipe(self) -> dict:
+        """Everything but the step count: a model trained to another recipe cannot be reused or resumed."""
+        return {k: v for k, v in asdict(self).items() if k != "steps"}
+
+    def matches(self, info: dict) -> bool:
+        """Whether a saved baseline's ``trained.json`` reached this budget with this recipe (no beta: 1)."""
+        return info["steps"] >= self.steps and {k: info.get(k, 1.0 if k == "beta" else None) for k in self.recipe()} == self.recipe()
 
 
 def folder_name(name: str) -> str:
@@ -108,14 +116,13 @@ def train_baseline(
     model_class = EarlyFusionVAE if name == "early fusion" else JointLatentModel
     if info_path.is_file():
         info = json.loads(info_path.read_text())
-        if info["steps"] >= budget.steps and info["batch_size"] == budget.batch_size and info.get("beta", 1.0) == budget.beta:
+        if budget.matches(info):
             return model_class.from_pretrained(str(folder / "model")).eval(), info
-    stage, recipe = folder / "stage", {k: v for k, v in asdict(budget).items() if k != "steps"}
-    recipe_path = stage / "budget.json"
-    if stage.is_dir() and (not recipe_path.is_file() or json.loads(recipe_path.read_text()) != recipe):
-        shutil.rmtree(stage)  # checkpoints of another batch size, rate or beta: start over
+    stage, recipe_path = folder / "stage", folder / "stage" / "budget.json"
+    if stage.is_dir() and (not recipe_path.is_file() or json.loads(recipe_path.read_text()) != budget.recipe()):
+        shutil.rmtree(stage)  # checkpoints of another batch size, rate, seed or beta: start over
     stage.mkdir(parents=True, exist_ok=True)
-    recipe_path.write_text(json.dumps(recipe))
+    recipe_path.write_text(json.dumps(budget.recipe()))
     model = build_baseline(name, like, budget.seed)
     if set(model.modalities) - set(MODALITIES):
         raise ValueError(f"The evaluation knows the modalities {MODALITIES}; the model has {model.modalities}.")
