@@ -156,10 +156,11 @@ def generation_tables(
     """Generates for every task and method, and scores coherence and fidelity."""
     names = [task_name(i, o) for i, o in TASKS]
     note = "Nearest real item (train and held-out, the prompt's own media left out) in a fixed feature space"
+    resolution = " One prompt moves a column by 1/n, so methods a prompt or two apart are level within sampling noise."
     result = GenerationResult(
         Table("coherence", "Generation coherence: nearest real item of the prompt's concept", list(names),
-              note=note + " (EfficientNet for images, log-mel band statistics for sounds, MiniLM for captions)."),
-        Table("coherence_category", "Generation coherence: nearest real item of the prompt's category", list(names), note=note + "."),
+              note=note + " (EfficientNet for images, log-mel band statistics for sounds, MiniLM for captions)." + resolution),
+        Table("coherence_category", "Generation coherence: nearest real item of the prompt's category", list(names), note=note + "." + resolution),
         Table("fidelity", "Fidelity: Fréchet distance to real held-out media (lower is better)",
               ["text→image", "image→sound"], higher_is_better=False,
               note=f"Fréchet distance in the top {FIDELITY_COMPONENTS} principal components of the real held-out media's "

@@ -46,14 +46,15 @@ CLIP_FRAMES = 172  # 2 s at 22050 Hz, hop 256
 @dataclass
 class TrainPlan:
     """Step budgets, batch sizes and the joint objective (typed data; saved beside the run as
-    ``plan.json``). The defaults are the shipped embedded run's, sized for 2 CPU cores: the
-    diffusion stages take two or three calls of under an hour each."""
+    ``plan.json``). The defaults are the last budgets of the shipped embedded run, sized for 2
+    CPU cores: the diffusion stages take several calls of under an hour each (the shipped
+    UNets continued earlier weights in fresh stage folders; the README has the history)."""
 
     size: str = "embedded"
     max_minutes: float = 55.0
     steps: dict[str, int] = field(default_factory=lambda: {
         "sound_encoder": 800, "joint": 2000, "image_autoencoder": 1500,
-        "image_diffusion": 7500, "sound_diffusion": 2650, "caption": 1000,
+        "image_diffusion": 12000, "sound_diffusion": 3700, "caption": 1000,
     })
     batch_size: dict[str, int] = field(default_factory=lambda: {
         "sound_encoder": 64, "joint": 256, "image_autoencoder": 16,
