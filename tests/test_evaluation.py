@@ -4,6 +4,7 @@
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -370,6 +371,11 @@ def shipped_evaluation_inputs():
     return corpus, run
 
 
+def shared_columns(floor: dict) -> int:
+    """How many columns a table floor averaged over (its detail reads 'average over N of M columns')."""
+    return int(re.search(r"average over (\d+) of", floor["detail"]).group(1))
+
+
 @pytest.mark.slow
 def test_shipped_weights_meet_the_floors_on_the_quick_subset():
     corpus, run = shipped_evaluation_inputs()
@@ -386,12 +392,16 @@ def test_shipped_weights_meet_the_floors_on_the_quick_subset():
     full = {floor["name"]: floor for floor in shipped["floors"]}
     known_misses = {name for name, floor in full.items() if not floor["passed"]}
     # A coherence rate the full run measured so low that the quick prompts expect under two
-    # hits at it cannot be checked on them (the full report checks it on 64 prompts).
+    # hits at it cannot be checked on them (the full report checks it on 128 prompts).
     prompts = options.resolved().prompts
     unresolved = {name for name, floor in full.items() if "coherence ≥" in name and (floor["measured"] or 0) * prompts < 2}
+    # Likewise a coherence-table average the full run met by less than two quick prompts move it
+    # (2 / (prompts x its columns)): the quick subset cannot tell such methods apart.
+    level = {name for name, floor in full.items() if name.startswith("coherence") and floor["passed"]
+             and "(average)" in name and abs(floor["measured"] - floor["required"]) < 2 / (prompts * shared_columns(floor))}
     # Every other floor the full evaluation met must hold on the quick subset too, within the
     # noise of its smaller sample (10%); the floors the shipped report misses are listed there.
-    regressed = [f for f in missed(result["floors"]) if f.name not in known_misses | unresolved and not within(f, 0.10)]
+    regressed = [f for f in missed(result["floors"]) if f.name not in known_misses | unresolved | level and not within(f, 0.10)]
     assert not regressed, "\n".join(f"{f.name}: {f.detail}" for f in regressed)
     assert len(unresolved) <= 3 and len(result["floors"]) == len(full)
 

@@ -86,7 +86,7 @@ class EvalOptions:
             work=Path(self.work) if self.work else Path(self.run) / "eval",
             quick=quick,
             heldout_limit=self.heldout_limit if self.heldout_limit is not None else (320 if quick else None),
-            prompts=self.prompts if self.prompts is not None else (8 if quick else 64),
+            prompts=self.prompts if self.prompts is not None else (8 if quick else 128),
             steps=self.steps if self.steps is not None else (8 if quick else None),
             baseline_steps=self.baseline_steps, baseline_minutes=self.baseline_minutes,
             skip_generation=self.skip_generation, device=self.device, seed=self.seed,

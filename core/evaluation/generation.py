@@ -49,7 +49,7 @@ def task_name(inputs: Sequence[str], output: str) -> str:
 class GenerationSettings:
     """How much to generate: prompts per task, diffusion steps and guidance (None: the studio's)."""
 
-    prompts: int = 64
+    prompts: int = 128
     steps: int | None = None
     guidance: float | None = None
     seed: int = 0
