@@ -432,3 +432,44 @@ def test_a_baseline_of_another_beta_is_trained_again_from_scratch(tmp_path, one_
     other, changed = train_baseline("MVAE", tiny_joint(), train, tmp_path, Budget(steps=4, batch_size=32, beta=0.5))
     assert changed["beta"] == 0.5 and changed["steps"] == 4 and changed["finished"]
     assert not torch.equal(next(other.parameters()), next(first.parameters()))  # trained anew, not resumed at step 4
+
+
+def test_a_saved_baseline_from_before_the_objective_fields_still_matches_its_budget():
+    budget = Budget(steps=100, beta=0.5)
+    old = {"steps": 100, "batch_size": 256, "learning_rate": 1e-3, "seed": 0, "beta": 0.5}  # no contrastive, no input noise
+    assert budget.matches(old)
+    assert not Budget(steps=100, beta=0.5, input_noise=2.0).matches(old)
+    assert not Budget(steps=101, beta=0.5).matches(old)
+
+
+@pytest.mark.slow
+def test_objective_selection_trains_and_scores_on_training_items_only(tmp_path, one_thread):
+    from core.evaluation.selection import markdown, select_objective, validation_split
+
+    train = synthetic_split(400, seed=0, dims=WIDE)
+    fit, validation = validation_split(train)
+    fit_ids, validation_ids = {i.id for i in fit.items}, {i.id for i in validation.items}
+    assert validation_ids and not fit_ids & validation_ids and fit_ids | validation_ids == {i.id for i in train.items}
+    rows = [int(item.id.split("-")[1]) for item in validation.items]  # ids are "<seed>-<row>"
+    torch.testing.assert_close(validation.embeddings["image"], train.embeddings["image"][rows])
+    assert validation.present["audio"].tolist() == train.present["audio"][rows].tolist()
+
+    budget = Budget(steps=40, batch_size=64, learning_rate=3e-3, beta=0.5)
+    candidates = [{"contrastive": 0.5}, {"contrastive": 5.0, "input_noise": 2.0}]
+    selection = select_objective(train, tiny_joint(dims=WIDE), None, budget, tmp_path, candidates)
+    scores = selection["scores"]
+    assert selection["complete"] and set(scores) == {"contrastive0.5", "contrastive5-input_noise2"}
+    chosen = scores[selection["chosen"]]
+    assert all(len(chosen["missed"]) <= len(s["missed"]) for s in scores.values())
+    assert selection["objective"] == candidates[list(scores).index(selection["chosen"])]
+    # the candidates carry their terms, the baselines none; every model saw only the fit items
+    assert selection["trained"]["contrastive5-input_noise2"]["input_noise"] == 2.0
+    assert all(selection["trained"][name]["contrastive"] == 0.0 for name in BASELINES)
+    assert selection["tables"]["classification"]["counts"]["text"] == len(validation)
+    assert (selection["fit_items"], selection["validation_items"]) == (len(fit), len(validation))
+    # each candidate is scored against the baselines alone: one floor per baseline and table it shares columns with
+    assert all(s["floors"] > 4 and set(s["averages"]) >= {"classification", "retrieval"} for s in scores.values())
+    assert f"**{selection['chosen']}**" in markdown(selection)
+    # a second call loads every saved model instead of training again
+    again = select_objective(train, tiny_joint(dims=WIDE), None, budget, tmp_path, candidates)
+    assert again["trained"] == selection["trained"] and again["scores"] == selection["scores"]

@@ -51,13 +51,17 @@ FUSION = {"MVAE": "poe", "MMVAE": "moe", "MoPoE": "mopoe"}
 
 @dataclass
 class Budget:
-    """How much training each baseline gets (the proposed model's, read from the run's plan)."""
+    """How much training a latent model gets, and on which objective terms: the baselines get the
+    proposed model's steps, batch size and beta (read from the run's plan) and no contrastive or
+    input-noise term; candidates of the objective selection set those terms too."""
 
     steps: int
     batch_size: int = 256
     learning_rate: float = 1e-3
     seed: int = 0
     beta: float = 1.0  # the KL weight, the proposed model's
+    contrastive: float = 0.0
+    input_noise: float = 0.0
 
     @classmethod
     def of_run(cls, run_folder: Path) -> Budget:
@@ -67,13 +71,18 @@ class Budget:
         plan = TrainPlan.of_run(run_folder)
         return cls(steps=plan.steps["joint"], batch_size=plan.batch_size["joint"], beta=JointObjective(**plan.joint_objective).beta)
 
+    def objective(self) -> JointObjective:
+        return JointObjective(beta=self.beta, contrastive=self.contrastive, input_noise=self.input_noise)
+
     def recipe(self) -> dict:
         """Everything but the step count: a model trained to another recipe cannot be reused or resumed."""
         return {k: v for k, v in asdict(self).items() if k != "steps"}
 
     def matches(self, info: dict) -> bool:
-        """Whether a saved baseline's ``trained.json`` reached this budget with this recipe (no beta: 1)."""
-        return info["steps"] >= self.steps and {k: info.get(k, 1.0 if k == "beta" else None) for k in self.recipe()} == self.recipe()
+        """Whether a saved model's ``trained.json`` reached this budget with this recipe (a field
+        it lacks was not a choice then: beta 1, no contrastive or input-noise term)."""
+        legacy = {"beta": 1.0, "contrastive": 0.0, "input_noise": 0.0}
+        return info["steps"] >= self.steps and {k: info.get(k, legacy.get(k)) for k in self.recipe()} == self.recipe()
 
 
 def folder_name(name: str) -> str:
@@ -106,24 +115,30 @@ def build_baseline(name: str, like: JointLatentModel, seed: int = 0):
 def train_baseline(
     name: str, like: JointLatentModel, split: EvalSplit, folder: Path, budget: Budget, max_minutes: float | None = None
 ) -> tuple[torch.nn.Module, dict]:
-    """The baseline ``name`` trained to ``budget`` (loaded if already trained that far): ``(model, info)``.
+    """The baseline ``name`` trained to ``budget`` (loaded if already trained that far): ``(model, info)``."""
+    return train_to_budget(build_baseline(name, like, budget.seed), split, Path(folder) / folder_name(name), budget, max_minutes)
+
+
+def train_to_budget(
+    model: torch.nn.Module, split: EvalSplit, folder: Path, budget: Budget, max_minutes: float | None = None
+) -> tuple[torch.nn.Module, dict]:
+    """``model`` (freshly built) trained on ``split`` to ``budget`` and saved in ``folder``, or the
+    model saved there if it already reached the budget with this recipe: ``(model, info)``.
 
     ``info`` records the steps reached and whether the budget was met (a ``max_minutes`` stop
     leaves it short; running again resumes).
     """
-    folder = Path(folder) / folder_name(name)
+    folder = Path(folder)
     info_path = folder / "model" / "trained.json"
-    model_class = EarlyFusionVAE if name == "early fusion" else JointLatentModel
     if info_path.is_file():
         info = json.loads(info_path.read_text())
         if budget.matches(info):
-            return model_class.from_pretrained(str(folder / "model")).eval(), info
+            return type(model).from_pretrained(str(folder / "model")).eval(), info
     stage, recipe_path = folder / "stage", folder / "stage" / "budget.json"
     if stage.is_dir() and (not recipe_path.is_file() or json.loads(recipe_path.read_text()) != budget.recipe()):
-        shutil.rmtree(stage)  # checkpoints of another batch size, rate, seed or beta: start over
+        shutil.rmtree(stage)  # checkpoints of another recipe: start over
     stage.mkdir(parents=True, exist_ok=True)
     recipe_path.write_text(json.dumps(budget.recipe()))
-    model = build_baseline(name, like, budget.seed)
     if set(model.modalities) - set(MODALITIES):
         raise ValueError(f"The evaluation knows the modalities {MODALITIES}; the model has {model.modalities}.")
     embeddings, present = training_data(split, model.modalities)
@@ -132,10 +147,9 @@ def train_baseline(
         max_minutes=max_minutes, seed=budget.seed,
     )
     start = time.perf_counter()
-    logger.info("training baseline %s for %d steps", name, budget.steps)
-    train = train_early_fusion if name == "early fusion" else train_joint_model
-    options = {"batch_size": budget.batch_size, "learning_rate": budget.learning_rate, "objective": JointObjective(beta=budget.beta)}
-    result = train(model, embeddings, present, config, **options)
+    logger.info("training %s for %d steps", folder.name, budget.steps)
+    train = train_early_fusion if isinstance(model, EarlyFusionVAE) else train_joint_model
+    result = train(model, embeddings, present, config, batch_size=budget.batch_size, learning_rate=budget.learning_rate, objective=budget.objective())
     info = {**asdict(budget), "steps": result.step, "finished": result.finished, "seconds": round(time.perf_counter() - start, 1)}
     if result.finished:
         model.save_pretrained(folder / "model")

@@ -36,6 +36,7 @@ from .methods import LabelBridgeMethod, LatentModelMethod
 from .report import write_report
 from .retrieval import missing_retrieval_table, retrieval_table, tuxpaint_table
 from .robustness import NOISE_LEVELS, noisy_classification_table, noisy_retrieval_table
+from .table import Table
 
 logger = logging.getLogger(__name__)
 
@@ -117,12 +118,7 @@ def evaluate(options: EvalOptions) -> dict:
     methods.append(LabelBridgeMethod(LabelBridge.from_encoders(pipeline.image_encoder, pipeline.text_encoder)))
     # 3. the tables
     logger.info("classification and retrieval on %d held-out items", len(test))
-    classification, probes = classification_table(methods, train, test)
-    tables = [
-        classification, retrieval_table(methods, test), tuxpaint_table(methods, test), missing_retrieval_table(methods, test),
-        noisy_classification_table(methods, probes, train, test, seed=options.seed),
-        noisy_retrieval_table(methods, train, test, seed=options.seed),
-    ]
+    tables = embedding_tables(methods, train, test, seed=options.seed)
     samples, sample_prompts = {}, []
     settings = GenerationSettings(prompts=options.prompts, steps=options.steps, seed=options.seed)
     if not options.skip_generation:
@@ -146,6 +142,17 @@ def evaluate(options: EvalOptions) -> dict:
     }
     files = write_report(options.out, meta, {m.name: m.description for m in methods}, tables, floors, samples, sample_prompts)
     return {"files": files, "floors": floors, "tables": {t.name: t for t in tables}, "meta": meta}
+
+
+def embedding_tables(methods: list, train, test, seed: int = 0) -> list[Table]:
+    """The tables that need no generation: classification (probes fitted on ``train``), retrieval,
+    Tux Paint, missing input, and both noisy tables, on ``test``."""
+    classification, probes = classification_table(methods, train, test)
+    return [
+        classification, retrieval_table(methods, test), tuxpaint_table(methods, test), missing_retrieval_table(methods, test),
+        noisy_classification_table(methods, probes, train, test, seed=seed),
+        noisy_retrieval_table(methods, train, test, seed=seed),
+    ]
 
 
 def baseline_budget(options: EvalOptions) -> Budget:
@@ -189,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="held-out embeddings and trained baselines (default: <run>/eval)")
     parser.add_argument("--quick", action="store_true", help="a subset that runs in minutes")
     parser.add_argument("--heldout-limit", type=int, default=None, help="held-out items to use (default: all; quick: 320)")
-    parser.add_argument("--prompts", type=int, default=None, help="prompts per generation task (default: 64; quick: 8)")
+    parser.add_argument("--prompts", type=int, default=None, help="prompts per generation task (default: 128; quick: 8)")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's; quick: 8)")
     parser.add_argument("--baseline-steps", type=int, default=None, help="training steps of each baseline (default: the run's joint budget)")
     parser.add_argument("--baseline-minutes", type=float, default=None, help="stop baseline training after this long (resumable)")

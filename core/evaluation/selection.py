@@ -1,0 +1,205 @@
+"""Choosing the joint model's objective on a validation split of the training items, so that the
+held-out data the report uses plays no part in the choice.
+
+The training items are split again the way studio-data splits the corpus (whole concepts, and
+groups of items sharing media within seen concepts), with another seed. Each candidate objective
+trains the proposed model on the rest, with the run's joint budget; the baselines are trained on
+the same rest with the same budget. The report's tables that need no generation (classification,
+retrieval, Tux Paint, missing input, both noisy tables) are filled on the validation items and
+checked against the same floors. The candidate that misses the fewest floors wins; a tie goes to
+the larger summed margin over the best baseline of each table.
+
+    python -m core.evaluation.selection --corpus C --run R [--candidates JSON]
+
+writes ``selection.json`` and ``selection.md`` beside the report. Every model is saved in the
+work folder, so a stopped run resumes and a second run only fills the tables again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..data.splits import assign_splits
+from ..fusion.joint import JointLatentModel
+from .baselines import Budget, train_baselines, train_to_budget
+from .cli import DEFAULT_CACHE, embedding_tables
+from .dataset import EvalSplit, load_train_split
+from .floors import PROPOSED, bridge_floor, table_floors
+from .label_bridge import LabelBridge
+from .methods import LabelBridgeMethod, LatentModelMethod
+from .report import fmt
+from .table import Table
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_SEED = 1  # studio-data splits the corpus with seed 0
+CANDIDATES = (
+    {"beta": 0.5, "contrastive": 0.5},
+    {"beta": 0.5, "contrastive": 0.5, "input_noise": 2.0},
+    {"beta": 0.5, "contrastive": 20.0},
+    {"beta": 0.5, "contrastive": 20.0, "input_noise": 1.0},
+    {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0},
+    {"beta": 0.5, "contrastive": 20.0, "input_noise": 3.0},
+)
+
+
+def validation_split(train: EvalSplit, concepts: float = 0.1, items: float = 0.1, seed: int = VALIDATION_SEED) -> tuple[EvalSplit, EvalSplit]:
+    """``(fit, validation)``: ``train`` split as studio-data splits the corpus, with ``seed``."""
+    held = {item.id for item in assign_splits(train.items, concepts, items, seed) if item.split != "train"}
+    mask = torch.tensor([item.id in held for item in train.items], dtype=torch.bool)
+    return subset(train, ~mask), subset(train, mask)
+
+
+def subset(split: EvalSplit, mask: torch.Tensor) -> EvalSplit:
+    rows = mask.nonzero().flatten()
+    return EvalSplit(
+        items=[split.items[i] for i in rows.tolist()],
+        embeddings={m: e[rows] for m, e in split.embeddings.items()},
+        present={m: p[rows] for m, p in split.present.items()},
+        sound_features=split.sound_features[rows],
+    )
+
+
+def candidate_name(objective: Mapping[str, float]) -> str:
+    """``beta0.5-contrastive20-input_noise2``: a folder name and row label."""
+    return "-".join(f"{key}{value:g}" for key, value in sorted(objective.items()))
+
+
+def fresh_like(like: JointLatentModel, seed: int) -> JointLatentModel:
+    """An untrained joint model of ``like``'s configuration, seeded."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return JointLatentModel.from_config(like.config)
+
+
+def score(tables: Sequence[Table], candidate: str, others: Sequence[str]) -> dict:
+    """The floors ``candidate`` misses among ``others`` on ``tables``, and its margins over the best of them."""
+    renamed = {t.name: replace(t, rows={(PROPOSED if m == candidate else m): v for m, v in t.rows.items() if m == candidate or m in others}) for t in tables}
+    # the report's floors but the coherence ones, which need generation
+    floors = [f for t in renamed.values() for f in table_floors(t, PROPOSED)] + [bridge_floor(renamed.get("retrieval_tuxpaint"), PROPOSED)]
+    margins = {}
+    for table in renamed.values():
+        mine = table.average(PROPOSED)
+        best = [table.average(m, table.shared_columns(PROPOSED, m)) for m in others if m in table.rows]
+        best = [b for b in best if b is not None]
+        if mine is not None and best:
+            margins[table.name] = (mine - max(best)) if table.higher_is_better else (min(best) - mine)
+    return {
+        "missed": [f.name for f in floors if not f.passed], "floors": len(floors),
+        "averages": {t.name: t.average(PROPOSED) for t in renamed.values()}, "margins": margins,
+    }
+
+
+def select_objective(
+    train: EvalSplit, like: JointLatentModel, bridge: LabelBridge | None, budget: Budget, work: Path,
+    candidates: Sequence[Mapping[str, float]] = CANDIDATES, max_minutes: float | None = None, seed: int = 0,
+) -> dict:
+    """Trains every candidate and baseline on the fit part of ``train`` and scores them on its
+    validation part; returns the selection (``complete`` is False while a model is unfinished)."""
+    fit, validation = validation_split(train)
+    logger.info("objective selection: %d items to fit, %d to validate", len(fit), len(validation))
+    work = Path(work)
+    baseline_budget = replace(budget, contrastive=0.0, input_noise=0.0)
+    trained = train_baselines(like, fit, work / "baselines", baseline_budget, max_minutes=max_minutes)
+    methods = [LatentModelMethod(name, model) for name, (model, _) in trained.items()]
+    infos = {name: info for name, (_, info) in trained.items()}
+    names = []
+    for objective in candidates:
+        name = candidate_name(objective)
+        terms = replace(budget, **{k: float(v) for k, v in objective.items()})
+        model, infos[name] = train_to_budget(fresh_like(like, budget.seed), fit, work / "candidates" / name, terms, max_minutes)
+        methods.append(LatentModelMethod(name, model))
+        names.append(name)
+    if bridge is not None:
+        methods.append(LabelBridgeMethod(bridge))
+    tables = embedding_tables(methods, fit, validation, seed=seed)
+    others = [m.name for m in methods if m.name not in names]
+    scores = {name: score(tables, name, others) for name in names}
+    chosen = min(names, key=lambda n: (len(scores[n]["missed"]), -sum(scores[n]["margins"].values())))
+    return {
+        "chosen": chosen, "objective": dict(candidates[names.index(chosen)]), "candidates": {n: dict(c) for n, c in zip(names, candidates, strict=True)},
+        "scores": scores, "complete": all(info["finished"] for info in infos.values()), "trained": infos,
+        "fit_items": len(fit), "validation_items": len(validation), "budget": budget.recipe() | {"steps": budget.steps},
+        "tables": {t.name: t.to_dict() for t in tables},
+    }
+
+
+def markdown(selection: Mapping) -> str:
+    """The selection as a short report: the candidates' averages, margins and missed floors."""
+    scores = selection["scores"]
+    tables = list(next(iter(scores.values()))["averages"])
+    lines = [
+        "# Choosing the joint objective on a validation split",
+        "",
+        f"{selection['fit_items']} training items fit every model; {selection['validation_items']} validation items "
+        f"(training items split off by concept and media group, seed {VALIDATION_SEED}) score them. No held-out item "
+        "of the report is used. Each candidate is the proposed model trained with that objective; the baselines are "
+        f"trained on the same items and budget ({selection['budget']['steps']} steps, batch {selection['budget']['batch_size']}, "
+        f"β {selection['budget']['beta']:g}).",
+        "",
+        "| objective | " + " | ".join(tables) + " | missed floors |",
+        "|---|" + "---|" * (len(tables) + 1),
+    ]
+    for name, entry in scores.items():
+        bold = "**" if name == selection["chosen"] else ""
+        cells = [fmt(entry["averages"][t]) for t in tables]
+        lines.append(f"| {bold}{name}{bold} | " + " | ".join(cells) + f" | {len(entry['missed'])} of {entry['floors']} |")
+    table_data = {name: Table.from_dict(data) for name, data in selection["tables"].items()}
+    for method in [m for m in next(iter(table_data.values())).rows if m not in scores]:
+        cells = [fmt(table_data[t].average(method)) if method in table_data[t].rows else "n/a" for t in tables]
+        lines.append(f"| {method} | " + " | ".join(cells) + " | — |")
+    lines += [
+        "",
+        f"Chosen: **{selection['chosen']}** (fewest missed floors, then the largest summed margin over the best baseline of each table).",
+        "",
+        "Missed floors of the chosen objective: " + ("; ".join(scores[selection["chosen"]]["missed"]) or "none") + ".",
+    ]
+    if not selection["complete"]:
+        lines += ["", "**Incomplete:** some models stopped short of the budget; run again to resume."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.evaluation.selection", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CACHE / "corpus", help="the corpus built by studio-data (default: %(default)s)")
+    parser.add_argument("--run", type=Path, default=Path("runs/embedded"), help="the studio-train run whose cache and joint budget to use")
+    parser.add_argument("--studio", default="embedded", help="the studio whose joint model's configuration the candidates take")
+    parser.add_argument("--out", type=Path, default=None, help="folder for selection.json and .md (default: <studio>/eval)")
+    parser.add_argument("--work", type=Path, default=None, help="where the models are saved (default: <run>/eval/selection)")
+    parser.add_argument("--candidates", type=json.loads, default=None, help="JSON list of joint objectives (default: the built-in six)")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this long in each model (resumable)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from .. import load_studio
+    from ..studio import resolve_preset
+
+    start = time.perf_counter()
+    pipeline = load_studio(args.studio).pipeline
+    train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
+    bridge = LabelBridge.from_encoders(pipeline.image_encoder, pipeline.text_encoder)
+    candidates = args.candidates or CANDIDATES
+    if not candidates or not all(isinstance(c, dict) for c in candidates):
+        parser.error("--candidates takes a JSON list of objects, e.g. '[{\"contrastive\": 20}]'.")
+    selection = select_objective(
+        train, pipeline.joint, bridge, Budget.of_run(args.run), args.work or args.run / "eval" / "selection",
+        candidates, max_minutes=args.max_minutes,
+    )
+    selection["seconds"] = round(time.perf_counter() - start, 1)
+    out = args.out or resolve_preset(args.studio) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "selection.json").write_text(json.dumps(selection, indent=2, ensure_ascii=False))
+    (out / "selection.md").write_text(markdown(selection), encoding="utf-8")
+    print(markdown(selection))
+    return 0 if selection["complete"] else 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
