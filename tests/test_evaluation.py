@@ -473,3 +473,7 @@ def test_objective_selection_trains_and_scores_on_training_items_only(tmp_path, 
     # a second call loads every saved model instead of training again
     again = select_objective(train, tiny_joint(dims=WIDE), None, budget, tmp_path, candidates)
     assert again["trained"] == selection["trained"] and again["scores"] == selection["scores"]
+    # another fold fits other items, so it trains its own models
+    fold = select_objective(train, tiny_joint(dims=WIDE), None, budget, tmp_path, candidates[:1], validation_seed=2)
+    assert fold["validation_seed"] == 2 and (tmp_path / "seed2").is_dir()
+    assert fold["trained"]["MVAE"]["seconds"] != selection["trained"]["MVAE"]["seconds"]

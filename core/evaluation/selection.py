@@ -11,8 +11,9 @@ the larger summed margin over the best baseline of each table.
 
     python -m core.evaluation.selection --corpus C --run R [--candidates JSON]
 
-writes ``selection.json`` and ``selection.md`` beside the report. Every model is saved in the
-work folder, so a stopped run resumes and a second run only fills the tables again.
+writes ``selection-seed<N>.json`` and ``.md`` beside the report (``--validation-seed N``, 1 by
+default: another seed is another fold). Every model is saved in the work folder under its
+fold, so a stopped run resumes and a second run only fills the tables again.
 """
 
 from __future__ import annotations
@@ -101,12 +102,13 @@ def score(tables: Sequence[Table], candidate: str, others: Sequence[str]) -> dic
 def select_objective(
     train: EvalSplit, like: JointLatentModel, bridge: LabelBridge | None, budget: Budget, work: Path,
     candidates: Sequence[Mapping[str, float]] = CANDIDATES, max_minutes: float | None = None, seed: int = 0,
+    validation_seed: int = VALIDATION_SEED,
 ) -> dict:
     """Trains every candidate and baseline on the fit part of ``train`` and scores them on its
     validation part; returns the selection (``complete`` is False while a model is unfinished)."""
-    fit, validation = validation_split(train)
+    fit, validation = validation_split(train, seed=validation_seed)
     logger.info("objective selection: %d items to fit, %d to validate", len(fit), len(validation))
-    work = Path(work)
+    work = Path(work) / f"seed{validation_seed}"  # each fold's models fit other items
     baseline_budget = replace(budget, contrastive=0.0, input_noise=0.0)
     trained = train_baselines(like, fit, work / "baselines", baseline_budget, max_minutes=max_minutes)
     methods = [LatentModelMethod(name, model) for name, (model, _) in trained.items()]
@@ -127,7 +129,7 @@ def select_objective(
     return {
         "chosen": chosen, "objective": dict(candidates[names.index(chosen)]), "candidates": {n: dict(c) for n, c in zip(names, candidates, strict=True)},
         "scores": scores, "complete": all(info["finished"] for info in infos.values()), "trained": infos,
-        "fit_items": len(fit), "validation_items": len(validation), "budget": budget.recipe() | {"steps": budget.steps},
+        "fit_items": len(fit), "validation_items": len(validation), "validation_seed": validation_seed, "budget": budget.recipe() | {"steps": budget.steps},
         "tables": {t.name: t.to_dict() for t in tables},
     }
 
@@ -140,7 +142,7 @@ def markdown(selection: Mapping) -> str:
         "# Choosing the joint objective on a validation split",
         "",
         f"{selection['fit_items']} training items fit every model; {selection['validation_items']} validation items "
-        f"(training items split off by concept and media group, seed {VALIDATION_SEED}) score them. No held-out item "
+        f"(training items split off by concept and media group, seed {selection['validation_seed']}) score them. No held-out item "
         "of the report is used. Each candidate is the proposed model trained with that objective; the baselines are "
         f"trained on the same items and budget ({selection['budget']['steps']} steps, batch {selection['budget']['batch_size']}, "
         f"β {selection['budget']['beta']:g}).",
@@ -172,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CACHE / "corpus", help="the corpus built by studio-data (default: %(default)s)")
     parser.add_argument("--run", type=Path, default=Path("runs/embedded"), help="the studio-train run whose cache and joint budget to use")
     parser.add_argument("--studio", default="embedded", help="the studio whose joint model's configuration the candidates take")
-    parser.add_argument("--out", type=Path, default=None, help="folder for selection.json and .md (default: <studio>/eval)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for selection-seed<N>.json and .md (default: <studio>/eval)")
     parser.add_argument("--work", type=Path, default=None, help="where the models are saved (default: <run>/eval/selection)")
     parser.add_argument("--candidates", type=json.loads, default=None, help="JSON list of joint objectives (default: the built-in six)")
+    parser.add_argument("--validation-seed", type=int, default=VALIDATION_SEED, help="seed of the validation split (default: %(default)s); another seed is another fold")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this long in each model (resumable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -190,13 +193,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--candidates takes a JSON list of objects, e.g. '[{\"contrastive\": 20}]'.")
     selection = select_objective(
         train, pipeline.joint, bridge, Budget.of_run(args.run), args.work or args.run / "eval" / "selection",
-        candidates, max_minutes=args.max_minutes,
+        candidates, max_minutes=args.max_minutes, validation_seed=args.validation_seed,
     )
     selection["seconds"] = round(time.perf_counter() - start, 1)
     out = args.out or resolve_preset(args.studio) / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "selection.json").write_text(json.dumps(selection, indent=2, ensure_ascii=False))
-    (out / "selection.md").write_text(markdown(selection), encoding="utf-8")
+    stem = f"selection-seed{args.validation_seed}"
+    (out / f"{stem}.json").write_text(json.dumps(selection, indent=2, ensure_ascii=False))
+    (out / f"{stem}.md").write_text(markdown(selection), encoding="utf-8")
     print(markdown(selection))
     return 0 if selection["complete"] else 2
 
