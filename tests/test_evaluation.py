@@ -360,6 +360,31 @@ def test_studio_eval_quick_runs_end_to_end_on_a_tiny_run(tmp_path, one_thread):
     assert studio_eval([*arguments, "--fail-on-floors", "--skip-generation"]) == 1  # generation floors unmeasured
 
 
+@pytest.mark.slow
+def test_guidance_is_chosen_on_training_prompts_only(tmp_path, one_thread):
+    from core.evaluation.guidance import main as choose_guidance
+    from core.training.stages import main as studio_train
+
+    corpus, run = tmp_path / "corpus", tmp_path / "run"
+    split_corpus(corpus)
+    common = ["--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--steps", json.dumps({"sound_encoder": 2, "joint": 4})]
+    for stage in ("embeddings", "sound_encoder", "joint"):
+        studio_train([stage, *common])
+    studio_train(["export", *common, "--export-to", str(tmp_path / "studio")])
+    arguments = ["--corpus", str(corpus), "--run", str(run), "--studio", str(tmp_path / "studio"), "--out", str(tmp_path / "out"),
+                 "--values", "1,4", "--prompts", "3", "--steps", "2"]
+    assert choose_guidance(arguments) == 0
+    sweep = json.loads((tmp_path / "out" / "guidance.json").read_text())
+    assert [r["guidance"] for r in sweep["results"]] == [1.0, 4.0] and sweep["steps"] == 2
+    # training items only (held-out items and the held-out concept yellow play no part)
+    assert sweep["prompts"] == 3 and all(i.endswith("-0") and not i.startswith("yellow") for i in sweep["prompt_ids"])
+    best = max(sweep["results"], key=lambda r: (r["concept"], r["category"], -r["fidelity"]))
+    assert sweep["chosen"] == best["guidance"]
+    assert f"**{sweep['chosen']:g}**" in (tmp_path / "out" / "guidance.md").read_text()
+    with pytest.raises(SystemExit):
+        choose_guidance([*arguments[:-6], "--values", "three"])
+
+
 # --- the shipped weights against the floors (needs the corpus and the run's cache) ---------------------
 
 

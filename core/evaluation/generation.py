@@ -68,10 +68,10 @@ class GenerationResult:
     sample_rows: list[int] = field(default_factory=list)  # the held-out rows that prompted them
 
 
-def build_judge(output: str, train: EvalSplit, test: EvalSplit) -> Judge:
-    """The judge of ``output`` media: every real train and held-out item that has it."""
+def build_judge(output: str, *splits: EvalSplit) -> Judge:
+    """The judge of ``output`` media: every real item of ``splits`` (train and held-out) that has it."""
     features, concepts, categories, keys = [], [], [], []
-    for split in (train, test):
+    for split in splits:
         rows = split.rows([output])
         features.append(real_features(split, output, rows))
         concepts += split.labels("concept", rows)

@@ -62,6 +62,8 @@ class TrainPlan:
     })
     # the joint model's objective (``JointObjective`` fields), chosen by core.evaluation.selection; the baselines share its beta
     joint_objective: dict[str, float] = field(default_factory=lambda: {"beta": 0.5, "contrastive": 20.0, "input_noise": 3.0})
+    # the exported studio's default classifier-free guidance per output, chosen on training prompts by core.evaluation.guidance
+    guidance: dict[str, float] = field(default_factory=lambda: {"image": 3.0, "audio": 3.0})
     mixed_precision: str = "no"
 
     @classmethod
@@ -74,6 +76,7 @@ class TrainPlan:
             plan.steps.update(saved.get("steps", {}))
             plan.batch_size.update(saved.get("batch_size", {}))
             plan.joint_objective = saved.get("joint_objective", {"beta": 1.0, "contrastive": 0.5})  # older runs'
+            plan.guidance.update(saved.get("guidance", {}))
         return plan
 
 
@@ -237,13 +240,15 @@ def stage_caption(run: Run, pipeline) -> bool:
 
 
 def stage_export(run: Run, pipeline, target: Path) -> None:
-    """Assembles the trained parts (fp16 safetensors) and the untrained rest into ``target``."""
+    """Assembles the trained parts (fp16 safetensors) and the untrained rest into ``target``, with
+    the plan's default guidance."""
     for name, component in list(pipeline.components.items()):
         if component is not None and (run.parts / name).is_dir():
             setattr(pipeline, name, run.part(name, component))
     for name, component in pipeline.components.items():
         if isinstance(component, torch.nn.Module) and (run.parts / name).is_dir():
             component.to(torch.float16)  # shipped weights stay small; loading casts back to fp32
+    pipeline.register_to_config(default_guidance={**pipeline.config.default_guidance, **run.plan.guidance})
     pipeline.register_to_config(weights_version=f"trained-{time.strftime('%Y%m%d')}-{weights_digest(pipeline)}")
     pipeline.save_pretrained(target)
 
@@ -286,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=json.loads, default=None, help='JSON overrides of step budgets, e.g. \'{"joint": 100}\'')
     parser.add_argument("--batch-size", type=json.loads, default=None, help='JSON overrides of batch sizes, e.g. \'{"caption": 32}\'')
     parser.add_argument("--joint-objective", type=json.loads, default=None, help='JSON overrides of the joint objective, e.g. \'{"beta": 1.0}\'')
+    parser.add_argument("--guidance", type=json.loads, default=None, help='JSON overrides of the exported default guidance, e.g. \'{"image": 5.0}\'')
     parser.add_argument("--export-to", type=Path, default=None, help="with export: the studio folder to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -298,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
         plan.batch_size.update(args.batch_size)
     if args.joint_objective:
         plan.joint_objective.update(args.joint_objective)
+    if args.guidance:
+        plan.guidance.update(args.guidance)
     run = Run(args.corpus, args.run, plan)
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / "plan.json").write_text(json.dumps(asdict(plan), indent=2))
