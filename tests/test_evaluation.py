@@ -171,6 +171,42 @@ def tiny_joint(fusion="poe", dims=DIMS):
     return JointLatentModel(modality_dims=dims, latent_dim=6, hidden_dim=32, fusion=fusion).eval()
 
 
+class PeerMethod:
+    """Predicts the real embedding of another item of the prompt's concept (``same``) or of another concept."""
+
+    def __init__(self, split, same: bool):
+        self.split, self.same, self.name = split, same, "same concept" if same else "other concept"
+
+    def encode(self, embeddings):
+        modality, values = next(iter(embeddings.items()))
+        return (values[:, None] == self.split.embeddings[modality][None]).all(-1).float().argmax(1)  # each prompt's row
+
+    def predict(self, rows, target):
+        concepts = self.split.labels("concept", range(len(self.split)))
+        present = self.split.present[target].tolist()
+        peers = [next(j for j, c in enumerate(concepts) if j != i and present[j] and (c == concepts[i]) == self.same) for i in rows.tolist()]
+        return self.split.embeddings[target][peers]
+
+
+def test_predicted_coherence_scores_the_predicted_embedding_against_other_items():
+    from dataclasses import replace
+
+    from core.evaluation.generation import predicted_coherence_table
+
+    train, test = synthetic_split(80, seed=0), synthetic_split(80, seed=1)
+    test.items = [replace(item, concept=f"k{i % 20}") for i, item in enumerate(test.items)]  # four items a concept
+    bridge = LabelBridgeMethod(LabelBridge(torch.nn.Linear(DIMS["image"], 5), torch.randn(5, DIMS["text"])))
+    table = predicted_coherence_table([PeerMethod(test, True), PeerMethod(test, False), bridge], train, test)
+    assert table.columns == ["text→image", "image→sound", "image→caption", "text+image→image"]
+    assert all(table.value("same concept", c) == 1.0 and table.value("other concept", c) == 0.0 for c in table.columns)
+    assert table.value("label bridge", "text→image") is None and table.value("label bridge", "image→caption") is not None
+    # every prompt with the inputs whose concept has another item with the output (k0, k5, k10, k15 have no image)
+    assert table.counts["text→image"] == 64
+    sound_peers = [i for i in range(80) if i % 5 and any(j % 3 for j in range(i % 20, 80, 20) if j != i)]
+    assert table.counts["image→sound"] == len(sound_peers)
+    assert 0 < table.references["chance"]["text→image"] < 0.1 and table.references["real data"]["text→image"] is not None
+
+
 def test_early_fusion_shapes_missing_inputs_and_round_trip(tmp_path):
     torch.manual_seed(0)
     model = EarlyFusionVAE(modality_dims=DIMS, latent_dim=6, hidden_dim=32).eval()

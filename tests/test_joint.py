@@ -236,3 +236,19 @@ def test_input_noise_corrupts_some_inputs_within_the_level_and_keeps_clean_targe
     assert all(not torch.equal(seen[0][m], embeddings[m]) for m in DIMS)
     assert targets and all(torch.equal(t[m], embeddings[m]) for t in targets for m in DIMS)
     assert torch.isfinite(noisy["loss"])
+
+
+def test_clean_alignment_keeps_the_noise_out_of_the_cross_modal_and_contrastive_terms():
+    model = tiny_model().eval()
+    embeddings, present = random_embeddings(batch=16), torch.ones(3, 16)
+    terms = {}
+    for name, objective in {
+        "clean": JointObjective(contrastive=1.0),
+        "noisy": JointObjective(contrastive=1.0, input_noise=3.0, noisy_fraction=1.0),
+        "aligned clean": JointObjective(contrastive=1.0, input_noise=3.0, noisy_fraction=1.0, clean_alignment=True),
+    }.items():
+        terms[name] = joint_loss(model, embeddings, present, objective, torch.Generator().manual_seed(0))
+    for term in ("cross_modal", "contrastive"):
+        torch.testing.assert_close(terms["aligned clean"][term], terms["clean"][term])
+        assert not torch.allclose(terms["noisy"][term], terms["clean"][term])
+    torch.testing.assert_close(terms["aligned clean"]["elbo"], terms["noisy"]["elbo"])  # the ELBO still sees the noise

@@ -68,17 +68,48 @@ class GenerationResult:
     sample_rows: list[int] = field(default_factory=list)  # the held-out rows that prompted them
 
 
-def build_judge(output: str, *splits: EvalSplit) -> Judge:
-    """The judge of ``output`` media: every real item of ``splits`` (train and held-out) that has it."""
+def build_judge(output: str, *splits: EvalSplit, embeddings: bool = False) -> Judge:
+    """The judge of ``output`` media: every real item of ``splits`` (train and held-out) that has
+    it, in the judge's feature space, or with ``embeddings`` in the output's embedding space."""
     features, concepts, categories, keys = [], [], [], []
     for split in splits:
         rows = split.rows([output])
-        features.append(real_features(split, output, rows))
+        features.append(split.embeddings[output][rows] if embeddings else real_features(split, output, rows))
         concepts += split.labels("concept", rows)
         categories += split.labels("category", rows)
         keys += judge_keys(split, output, rows)
-    metric = "euclidean" if output == "audio" else "cosine"
+    metric = "euclidean" if output == "audio" and not embeddings else "cosine"
     return Judge(torch.cat(features), concepts, categories, keys, metric=metric)
+
+
+def predicted_coherence_table(methods: Sequence[Method], train: EvalSplit, test: EvalSplit, prompts: int | None = None, seed: int = 0) -> Table:
+    """Generation coherence without the decoders: the nearest real item to each method's
+    predicted embedding (cosine, in that modality's embedding space) has the prompt's concept.
+
+    It needs no diffusion, so it can score every held-out prompt of every generation task, and
+    it tells apart what the joint model contributes from what the shared decoders do.
+    """
+    names = [task_name(i, o) for i, o in TASKS]
+    table = Table("predicted_coherence", "Coherence of the predicted embedding: nearest real item of the prompt's concept", names,
+                  note="The generation tasks scored on the predicted embedding itself (EfficientNet, the sound encoder's or "
+                  "MiniLM space), before any decoder; the nearest real train or held-out item, the prompt's own media left out.")
+    table.rows = {m.name: {} for m in methods}
+    table.references = {"chance": {}, "real data": {}}
+    for inputs, output in TASKS:
+        name, judge = task_name(inputs, output), build_judge(output, train, test, embeddings=True)
+        rows = choose_prompts(test, inputs, output, judge, prompts or len(test), seed)
+        labels = (test.labels("concept", rows), test.labels("category", rows), judge_keys(test, output, rows))
+        table.counts[name] = len(rows)
+        table.references["chance"][name] = judge.chance(*labels)["concept"] if len(rows) else None
+        real = rows[test.present[output][rows]]
+        table.references["real data"][name] = judge.score(
+            test.embeddings[output][real], test.labels("concept", real), test.labels("category", real), judge_keys(test, output, real)
+        )["concept"] if len(real) else None
+        for method in methods:
+            z = method.encode(test.inputs(rows, inputs)) if len(rows) else None
+            predicted = None if z is None else method.predict(z, output)
+            table.rows[method.name][name] = None if predicted is None else judge.score(predicted.float(), *labels)["concept"]
+    return table
 
 
 def judge_keys(split: EvalSplit, output: str, rows: torch.Tensor) -> list[str]:

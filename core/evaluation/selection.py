@@ -6,7 +6,8 @@ groups of items sharing media within seen concepts), with another seed. Each can
 trains the proposed model on the rest, with the run's joint budget; the baselines are trained on
 the same rest with the same budget. The report's tables that need no generation (classification,
 retrieval, Tux Paint, missing input, both noisy tables) are filled on the validation items and
-checked against the same floors. The candidate that misses the fewest floors wins; a tie goes to
+checked against the same floors; so is the coherence of the predicted embedding (the generation
+tasks judged before any decoder), which stands in for the generation tables. The candidate that misses the fewest floors wins; a tie goes to
 the larger summed margin over the best baseline of each table.
 
     python -m core.evaluation.selection --corpus C --run R [--candidates JSON]
@@ -34,6 +35,7 @@ from .baselines import Budget, train_baselines, train_to_budget
 from .cli import DEFAULT_CACHE, embedding_tables
 from .dataset import EvalSplit, load_train_split
 from .floors import PROPOSED, bridge_floor, table_floors
+from .generation import predicted_coherence_table
 from .label_bridge import LabelBridge
 from .methods import LabelBridgeMethod, LatentModelMethod
 from .report import fmt
@@ -49,6 +51,8 @@ CANDIDATES = (
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 1.0},
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0},
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 3.0},
+    {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0, "clean_alignment": 1.0},
+    {"beta": 0.5, "contrastive": 20.0, "input_noise": 3.0, "clean_alignment": 1.0},
 )
 
 
@@ -122,7 +126,7 @@ def select_objective(
         names.append(name)
     if bridge is not None:
         methods.append(LabelBridgeMethod(bridge))
-    tables = embedding_tables(methods, fit, validation, seed=seed)
+    tables = [*embedding_tables(methods, fit, validation, seed=seed), predicted_coherence_table(methods, fit, validation, seed=seed)]
     others = [m.name for m in methods if m.name not in names]
     scores = {name: score(tables, name, others) for name in names}
     chosen = min(names, key=lambda n: (len(scores[n]["missed"]), -sum(scores[n]["margins"].values())))

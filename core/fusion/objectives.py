@@ -7,7 +7,9 @@
 - optional contrastive alignment (InfoNCE) of the single-modality posterior means;
 - optional input noise: experts see corrupted embeddings while the targets stay clean (a
   denoising objective), so each expert learns to lower its precision on inputs that look
-  noisy and the product of experts leans on the clean ones.
+  noisy and the product of experts leans on the clean ones. With ``clean_alignment`` only the
+  ELBO sees the noise; the cross-modal and contrastive terms, which train each modality's
+  prediction of the others, keep the clean inputs.
 
 ``embeddings`` maps each modality to ``[B, D_m]`` (zeros where an item lacks it, never NaN),
 ``present`` is ``[M, B]`` with 1 where item ``b`` has modality ``m``.
@@ -37,6 +39,7 @@ class JointObjective:
     temperature: float = 0.1
     input_noise: float = 0.0  # the largest input noise, in training standard deviations (0: none)
     noisy_fraction: float = 0.5  # share of each modality's inputs corrupted when input_noise > 0
+    clean_alignment: bool = False  # cross-modal and contrastive terms from the clean inputs (the noise trains the ELBO alone)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -186,6 +189,8 @@ def joint_loss(
     inputs = corrupt_inputs(model, embeddings, objective, generator) if objective.input_noise > 0 else embeddings
     mu, logvar, _ = model.experts(inputs, weights=present)
     elbo, reconstruction, kl = elbo_loss(model, mu, logvar, embeddings, present, objective, generator)
+    if objective.input_noise > 0 and objective.clean_alignment:
+        mu, logvar, _ = model.experts(embeddings, weights=present)
     means = single_posterior_means(model, mu, logvar)
     cross = cross_modal_loss(model, means, embeddings, present)
     terms = {"elbo": elbo, "reconstruction": reconstruction, "kl": kl, "cross_modal": cross}
