@@ -132,7 +132,7 @@ def select_objective(
     chosen = min(names, key=lambda n: (len(scores[n]["missed"]), -sum(scores[n]["margins"].values())))
     return {
         "chosen": chosen, "objective": dict(candidates[names.index(chosen)]), "candidates": {n: dict(c) for n, c in zip(names, candidates, strict=True)},
-        "scores": scores, "complete": all(info["finished"] for info in infos.values()), "trained": infos,
+        "scores": scores, "baselines": {m: {t.name: t.average(m) if m in t.rows else None for t in tables} for m in others}, "complete": all(info["finished"] for info in infos.values()), "trained": infos,
         "fit_items": len(fit), "validation_items": len(validation), "validation_seed": validation_seed, "budget": budget.recipe() | {"steps": budget.steps},
         "tables": {t.name: t.to_dict() for t in tables},
     }
@@ -158,9 +158,8 @@ def markdown(selection: Mapping) -> str:
         bold = "**" if name == selection["chosen"] else ""
         cells = [fmt(entry["averages"][t]) for t in tables]
         lines.append(f"| {bold}{name}{bold} | " + " | ".join(cells) + f" | {len(entry['missed'])} of {entry['floors']} |")
-    table_data = {name: Table.from_dict(data) for name, data in selection["tables"].items()}
-    for method in [m for m in next(iter(table_data.values())).rows if m not in scores]:
-        cells = [fmt(table_data[t].average(method)) if method in table_data[t].rows else "n/a" for t in tables]
+    for method, averages in selection["baselines"].items():
+        cells = [fmt(averages[t]) if averages.get(t) is not None else "n/a" for t in tables]
         lines.append(f"| {method} | " + " | ".join(cells) + " | — |")
     lines += [
         "",
