@@ -539,3 +539,21 @@ def test_objective_selection_trains_and_scores_on_training_items_only(tmp_path, 
     assert fold["validation_seed"] == 2
     assert (tmp_path / "seed2" / "baselines" / "mvae" / "model" / "trained.json").is_file()
     assert (tmp_path / "seed2" / "candidates" / "contrastive0.5" / "model" / "trained.json").is_file()
+
+
+def test_the_choice_over_folds_counts_every_folds_misses_then_margins():
+    from core.evaluation.selection import combine, combined_markdown
+
+    def fold(seed, misses, margins):
+        scores = {name: {"missed": ["a floor"] * m, "floors": 34, "margins": {"t": margins[name]}} for name, m in misses.items()}
+        return {"scores": scores, "candidates": {name: {"input_noise": i} for i, name in enumerate(misses)}, "validation_seed": seed, "complete": True}
+
+    # a wins fold 1 and b fold 2; over both, c misses fewest; b and d tie on misses, d has the larger margin
+    folds = [fold(1, {"a": 1, "b": 5, "c": 2, "d": 4}, {"a": 0.1, "b": 0.0, "c": 0.0, "d": 0.2}),
+             fold(2, {"a": 6, "b": 0, "c": 2, "d": 1}, {"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0})]
+    combined = combine(folds)
+    assert combined["chosen"] == "c" and combined["objective"] == {"input_noise": 2}
+    assert combined["totals"]["a"]["missed"] == [1, 6] and combined["totals"]["a"]["floors"] == 68
+    folds[1]["scores"]["c"]["missed"] = ["a floor"] * 4  # c now misses 6; b and d tie at 5: the margin decides
+    assert combine(folds)["chosen"] == "d"
+    assert "**d**" in combined_markdown(combine(folds)) and combined["validation_seeds"] == [1, 2]

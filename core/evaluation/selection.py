@@ -7,13 +7,15 @@ trains the proposed model on the rest, with the run's joint budget; the baseline
 the same rest with the same budget. The report's tables that need no generation (classification,
 retrieval, Tux Paint, missing input, both noisy tables) are filled on the validation items and
 checked against the same floors; so is the coherence of the predicted embedding (the generation
-tasks judged before any decoder), which stands in for the generation tables. The candidate that misses the fewest floors wins; a tie goes to
-the larger summed margin over the best baseline of each table.
+tasks judged before any decoder), which stands in for the generation tables. The candidate that
+misses the fewest floors wins; a tie goes to the larger summed margin over the best baseline of
+each table.
 
     python -m core.evaluation.selection --corpus C --run R [--candidates JSON]
 
 writes ``selection-seed<N>.json`` and ``.md`` beside the report (``--validation-seed N``, 1 by
-default: another seed is another fold). Every model is saved in the work folder under its
+default: another seed is another fold; with several seeds, ``selection.json`` and ``.md`` hold
+the choice over all the folds). Every model is saved in the work folder under its
 fold, so a stopped run resumes and a second run only fills the tables again.
 """
 
@@ -138,6 +140,44 @@ def select_objective(
     }
 
 
+def combine(selections: Sequence[Mapping]) -> dict:
+    """The choice over several folds: the candidate with the fewest missed floors in all folds
+    together, ties going to the larger summed margin; with each fold's misses and margins."""
+    names = list(selections[0]["scores"])
+    totals = {
+        name: {
+            "missed": [len(s["scores"][name]["missed"]) for s in selections],
+            "floors": sum(s["scores"][name]["floors"] for s in selections),
+            "margin": sum(sum(s["scores"][name]["margins"].values()) for s in selections),
+        }
+        for name in names
+    }
+    chosen = min(names, key=lambda n: (sum(totals[n]["missed"]), -totals[n]["margin"]))
+    return {
+        "chosen": chosen, "objective": selections[0]["candidates"][chosen], "totals": totals,
+        "validation_seeds": [s["validation_seed"] for s in selections], "complete": all(s["complete"] for s in selections),
+    }
+
+
+def combined_markdown(combined: Mapping) -> str:
+    """The choice over several folds as a short report."""
+    seeds = combined["validation_seeds"]
+    lines = [
+        "# Choosing the joint objective over several validation folds",
+        "",
+        f"Folds (validation seeds): {', '.join(map(str, seeds))}; each fold's tables are in `selection-seed<N>.md`.",
+        "",
+        "| objective | " + " | ".join(f"missed, seed {seed}" for seed in seeds) + " | missed in all | summed margin |",
+        "|---|" + "---|" * (len(seeds) + 2),
+    ]
+    for name, total in combined["totals"].items():
+        bold = "**" if name == combined["chosen"] else ""
+        lines.append(f"| {bold}{name}{bold} | " + " | ".join(str(m) for m in total["missed"])
+                     + f" | {sum(total['missed'])} of {total['floors']} | {total['margin']:+.3f} |")
+    lines += ["", f"Chosen: **{combined['chosen']}** (fewest missed floors over all folds, then the largest summed margin)."]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(selection: Mapping) -> str:
     """The selection as a short report: the candidates' averages, margins and missed floors."""
     scores = selection["scores"]
@@ -179,33 +219,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--studio", default="embedded", help="the studio whose joint model's configuration the candidates take")
     parser.add_argument("--out", type=Path, default=None, help="folder for selection-seed<N>.json and .md (default: <studio>/eval)")
     parser.add_argument("--work", type=Path, default=None, help="where the models are saved (default: <run>/eval/selection)")
-    parser.add_argument("--candidates", type=json.loads, default=None, help="JSON list of joint objectives (default: the built-in six)")
-    parser.add_argument("--validation-seed", type=int, default=VALIDATION_SEED, help="seed of the validation split (default: %(default)s); another seed is another fold")
+    parser.add_argument("--candidates", type=json.loads, default=None, help="JSON list of joint objectives (default: the built-in eight)")
+    parser.add_argument("--validation-seed", type=int, nargs="+", default=[VALIDATION_SEED],
+                        help="seed of the validation split (default: %(default)s); another seed is another fold, several choose over all of them")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this long in each model (resumable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio
     from ..studio import resolve_preset
 
-    start = time.perf_counter()
     pipeline = load_studio(args.studio).pipeline
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
     bridge = LabelBridge.from_encoders(pipeline.image_encoder, pipeline.text_encoder)
     candidates = args.candidates or CANDIDATES
     if not candidates or not all(isinstance(c, dict) for c in candidates):
         parser.error("--candidates takes a JSON list of objects, e.g. '[{\"contrastive\": 20}]'.")
-    selection = select_objective(
-        train, pipeline.joint, bridge, Budget.of_run(args.run), args.work or args.run / "eval" / "selection",
-        candidates, max_minutes=args.max_minutes, validation_seed=args.validation_seed,
-    )
-    selection["seconds"] = round(time.perf_counter() - start, 1)
     out = args.out or resolve_preset(args.studio) / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"selection-seed{args.validation_seed}"
-    (out / f"{stem}.json").write_text(json.dumps(selection, indent=2, ensure_ascii=False))
-    (out / f"{stem}.md").write_text(markdown(selection), encoding="utf-8")
-    print(markdown(selection))
-    return 0 if selection["complete"] else 2
+    selections = []
+    for seed in args.validation_seed:
+        fold_start = time.perf_counter()
+        selection = select_objective(
+            train, pipeline.joint, bridge, Budget.of_run(args.run), args.work or args.run / "eval" / "selection",
+            candidates, max_minutes=args.max_minutes, validation_seed=seed,
+        )
+        selection["seconds"] = round(time.perf_counter() - fold_start, 1)
+        (out / f"selection-seed{seed}.json").write_text(json.dumps(selection, indent=2, ensure_ascii=False))
+        (out / f"selection-seed{seed}.md").write_text(markdown(selection), encoding="utf-8")
+        print(markdown(selection))
+        selections.append(selection)
+    if len(selections) > 1:
+        combined = combine(selections)
+        (out / "selection.json").write_text(json.dumps(combined, indent=2, ensure_ascii=False))
+        (out / "selection.md").write_text(combined_markdown(combined), encoding="utf-8")
+        print(combined_markdown(combined))
+    complete = all(s["complete"] for s in selections)
+    return 0 if complete else 2
 
 
 if __name__ == "__main__":
