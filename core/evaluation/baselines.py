@@ -62,6 +62,7 @@ class Budget:
     beta: float = 1.0  # the KL weight, the proposed model's
     contrastive: float = 0.0
     input_noise: float = 0.0
+    noisy_fraction: float = 0.5
     clean_alignment: bool = False
 
     @classmethod
@@ -73,7 +74,8 @@ class Budget:
         return cls(steps=plan.steps["joint"], batch_size=plan.batch_size["joint"], beta=JointObjective(**plan.joint_objective).beta)
 
     def objective(self) -> JointObjective:
-        return JointObjective(beta=self.beta, contrastive=self.contrastive, input_noise=self.input_noise, clean_alignment=bool(self.clean_alignment))
+        return JointObjective(beta=self.beta, contrastive=self.contrastive, input_noise=self.input_noise,
+                              noisy_fraction=self.noisy_fraction, clean_alignment=bool(self.clean_alignment))
 
     def recipe(self) -> dict:
         """Everything but the step count: a model trained to another recipe cannot be reused or resumed."""
@@ -82,7 +84,7 @@ class Budget:
     def matches(self, info: dict) -> bool:
         """Whether a saved model's ``trained.json`` reached this budget with this recipe (a field
         it lacks was not a choice then: beta 1, no contrastive or input-noise term, noisy alignment)."""
-        legacy = {"beta": 1.0, "contrastive": 0.0, "input_noise": 0.0, "clean_alignment": False}
+        legacy = {"beta": 1.0, "contrastive": 0.0, "input_noise": 0.0, "noisy_fraction": 0.5, "clean_alignment": False}
         return info["steps"] >= self.steps and {k: info.get(k, legacy.get(k)) for k in self.recipe()} == self.recipe()
 
 

@@ -54,6 +54,8 @@ def proposed_description(objective: dict[str, float]) -> str:
     )
     if terms.input_noise > 0:
         text += f", its experts fed noisy inputs (up to {terms.input_noise:g} std, {terms.noisy_fraction:.0%} of them)"
+        if terms.clean_alignment:
+            text += " in the ELBO only (cross-modal and contrastive terms from the clean inputs)"
     return text
 
 

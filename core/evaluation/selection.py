@@ -55,6 +55,7 @@ CANDIDATES = (
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 3.0},
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0, "clean_alignment": 1.0},
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 3.0, "clean_alignment": 1.0},
+    {"beta": 0.5, "contrastive": 20.0, "input_noise": 3.0, "noisy_fraction": 0.25, "clean_alignment": 1.0},
 )
 
 
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--studio", default="embedded", help="the studio whose joint model's configuration the candidates take")
     parser.add_argument("--out", type=Path, default=None, help="folder for selection-seed<N>.json and .md (default: <studio>/eval)")
     parser.add_argument("--work", type=Path, default=None, help="where the models are saved (default: <run>/eval/selection)")
-    parser.add_argument("--candidates", type=json.loads, default=None, help="JSON list of joint objectives (default: the built-in eight)")
+    parser.add_argument("--candidates", type=json.loads, default=None, help="JSON list of joint objectives (default: the built-in nine)")
     parser.add_argument("--validation-seed", type=int, nargs="+", default=[VALIDATION_SEED],
                         help="seed of the validation split (default: %(default)s); another seed is another fold, several choose over all of them")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this long in each model (resumable)")
