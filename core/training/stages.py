@@ -63,7 +63,7 @@ class TrainPlan:
     # the joint model's objective (``JointObjective`` fields), chosen by core.evaluation.selection; the baselines share its beta
     joint_objective: dict[str, float] = field(default_factory=lambda: {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0, "clean_alignment": True})
     # the exported studio's default classifier-free guidance per output, chosen on training prompts by core.evaluation.guidance
-    guidance: dict[str, float] = field(default_factory=lambda: {"image": 3.0, "audio": 3.0})
+    guidance: dict[str, float] = field(default_factory=lambda: {"image": 10.0, "audio": 3.0})
     mixed_precision: str = "no"
 
     @classmethod
