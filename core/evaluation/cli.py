@@ -43,6 +43,15 @@ logger = logging.getLogger(__name__)
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fusion-studio"
 
 
+def add_training_item_arguments(parser: argparse.ArgumentParser, outputs: str) -> None:
+    """``--corpus``, ``--run``, ``--studio`` and ``--out`` of the tools that choose a setting on
+    a run's training items (the objective, the guidance), writing ``outputs`` beside the report."""
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CACHE / "corpus", help="the corpus built by studio-data (default: %(default)s)")
+    parser.add_argument("--run", type=Path, default=Path("runs/embedded"), help="the studio-train run whose cached training items to use")
+    parser.add_argument("--studio", default="embedded", help="a preset name or a saved studio folder, whose models are used")
+    parser.add_argument("--out", type=Path, default=None, help=f"folder for {outputs} (default: <studio>/eval)")
+
+
 def proposed_description(objective: dict[str, float]) -> str:
     """What the proposed model is, with the objective its run trained it on."""
     from ..fusion.objectives import JointObjective

@@ -20,11 +20,10 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
-from .cli import DEFAULT_CACHE
+from .cli import add_training_item_arguments
 from .dataset import EvalSplit, load_train_split
 from .floors import PROPOSED
 from .generation import (
@@ -96,10 +95,7 @@ def markdown(sweep: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.evaluation.guidance", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CACHE / "corpus", help="the corpus built by studio-data (default: %(default)s)")
-    parser.add_argument("--run", type=Path, default=Path("runs/embedded"), help="the studio-train run whose cached training items to use")
-    parser.add_argument("--studio", default="embedded", help="a preset name or a saved studio folder")
-    parser.add_argument("--out", type=Path, default=None, help="folder for guidance.json and .md (default: <studio>/eval)")
+    add_training_item_arguments(parser, "guidance.json and .md")
     parser.add_argument("--values", default=",".join(f"{v:g}" for v in VALUES), help="comma-separated guidance values (default: %(default)s)")
     parser.add_argument("--prompts", type=int, default=160, help="training prompts (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")

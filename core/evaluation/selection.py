@@ -34,7 +34,7 @@ import torch
 from ..data.splits import assign_splits
 from ..fusion.joint import JointLatentModel
 from .baselines import Budget, train_baselines, train_to_budget
-from .cli import DEFAULT_CACHE, embedding_tables
+from .cli import add_training_item_arguments, embedding_tables
 from .dataset import EvalSplit, load_train_split
 from .floors import PROPOSED, bridge_floor, table_floors
 from .generation import predicted_coherence_table
@@ -215,10 +215,7 @@ def markdown(selection: Mapping) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.evaluation.selection", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CACHE / "corpus", help="the corpus built by studio-data (default: %(default)s)")
-    parser.add_argument("--run", type=Path, default=Path("runs/embedded"), help="the studio-train run whose cache and joint budget to use")
-    parser.add_argument("--studio", default="embedded", help="the studio whose joint model's configuration the candidates take")
-    parser.add_argument("--out", type=Path, default=None, help="folder for selection-seed<N>.json and .md (default: <studio>/eval)")
+    add_training_item_arguments(parser, "selection-seed<N>.json and .md")  # the run's joint budget; the studio's joint configuration
     parser.add_argument("--work", type=Path, default=None, help="where the models are saved (default: <run>/eval/selection)")
     parser.add_argument("--candidates", type=json.loads, default=None, help="JSON list of joint objectives (default: the built-in nine)")
     parser.add_argument("--validation-seed", type=int, nargs="+", default=[VALIDATION_SEED],
