@@ -67,6 +67,9 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     studio = load_studio(tmp_path / "studio")
     assert studio.pipeline.config.default_guidance == {"image": 6.5, "audio": 3.0, "caption": 1.0}  # the plan's guidance, exported
     assert studio.generate("image", text="a red circle", steps=2).recipe["guidance"] == 6.5
+    for wrong in ('{"image": "high"}', '{"picture": 5}', '{"image": -1}'):
+        with pytest.raises(SystemExit):
+            main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--guidance", wrong])
     assert studio.is_trained and studio.weights_version.startswith("trained-")
     assert re.fullmatch(r"trained-\d{8}-[0-9a-f]{8}", studio.weights_version)
     from safetensors import safe_open

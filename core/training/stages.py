@@ -76,7 +76,7 @@ class TrainPlan:
             plan.steps.update(saved.get("steps", {}))
             plan.batch_size.update(saved.get("batch_size", {}))
             plan.joint_objective = saved.get("joint_objective", {"beta": 1.0, "contrastive": 0.5})  # older runs'
-            plan.guidance.update(saved.get("guidance", {}))
+            plan.guidance = saved.get("guidance", {"image": 3.0, "audio": 3.0})  # older runs' exports had the pipeline's 3
         return plan
 
 
@@ -305,7 +305,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.joint_objective:
         plan.joint_objective.update(args.joint_objective)
     if args.guidance:
-        plan.guidance.update(args.guidance)
+        if not isinstance(args.guidance, dict) or not all(
+            key in ("image", "audio") and isinstance(value, (int, float)) and 0 <= value <= 20 for key, value in args.guidance.items()
+        ):
+            parser.error('--guidance takes numbers from 0 to 20 for "image" and "audio", e.g. \'{"image": 5.0}\'.')
+        plan.guidance.update({key: float(value) for key, value in args.guidance.items()})
     run = Run(args.corpus, args.run, plan)
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / "plan.json").write_text(json.dumps(asdict(plan), indent=2))
