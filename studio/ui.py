@@ -31,6 +31,7 @@ from .service import (
     MAX_STEPS,
     MAX_VARIANTS,
     MAX_WEIGHT,
+    OUTPUTS,
     Cancelled,
     Result,
     StudioService,
@@ -327,6 +328,10 @@ class StudioPage:
     # --- the Create tab ---------------------------------------------------------------------
 
     @user_errors
+    def default_guidance(self, output: str) -> float:
+        """The studio's default guidance for what the page calls ``output`` (image, sound, caption)."""
+        return self.service.default_guidance(OUTPUTS.get(output, "image"))
+
     def create(self, text, text_weight, image, image_weight, audio, audio_weight, output, seed, steps, guidance, variants, request: gr.Request):
         """Create with live progress: yields a progress bar per denoising step, then the results."""
         stop = self._stops.setdefault(_session(request), threading.Event())
@@ -552,7 +557,7 @@ def build_ui(service: StudioService, concurrency_limit: int = 1) -> gr.Blocks:
             with gr.Tab("Describe", id="describe"):
                 d = _describe_tab()
             with gr.Tab("Hear", id="hear"):
-                h = _hear_tab(steps, guidance)
+                h = _hear_tab(service.default_steps("audio"), service.default_guidance("audio"))
             with gr.Tab("Search", id="search"):
                 s = _search_tab()
             with gr.Tab("Morph", id="morph"):
@@ -573,6 +578,7 @@ def build_ui(service: StudioService, concurrency_limit: int = 1) -> gr.Blocks:
         then_refresh(create)
         c["stop"].click(page.stop, None, None, cancels=[create], queue=False, **private)
         c["dice"].click(page.dice, None, c["seed"], queue=False, **private)
+        c["output"].input(page.default_guidance, c["output"], c["guidance"], queue=False, **private)  # each output's own default
         meter_inputs = inputs[:6]
         gr.on(
             [c["text"].blur, c["text"].submit, c["image"].change, c["audio"].change]

@@ -370,3 +370,21 @@ def test_app_py_serves_the_embedded_studio_within_the_startup_limit(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_each_output_starts_from_its_own_default_guidance(tiny_studio, tmp_path):
+    import gradio as gr
+
+    from studio.ui import StudioPage, build_ui
+
+    pipeline = tiny_studio.pipeline
+    saved = dict(pipeline.config.default_guidance)
+    pipeline.register_to_config(default_guidance={"image": 7.0, "audio": 2.0, "caption": 1.0})
+    try:
+        service = make_service(pipeline, tmp_path)
+        page = StudioPage(service)
+        assert (page.default_guidance("image"), page.default_guidance("sound"), page.default_guidance("caption")) == (7.0, 2.0, 1.0)
+        sliders = [b for b in build_ui(service).blocks.values() if isinstance(b, gr.Slider) and b.label == "Guidance"]
+        assert sorted({s.value for s in sliders}) == [2.0, 7.0]  # Create and the API start at the image's, Hear at the sound's
+    finally:
+        pipeline.register_to_config(default_guidance=saved)
