@@ -252,3 +252,13 @@ def test_clean_alignment_keeps_the_noise_out_of_the_cross_modal_and_contrastive_
         torch.testing.assert_close(terms["aligned clean"][term], terms["clean"][term])
         assert not torch.allclose(terms["noisy"][term], terms["clean"][term])
     torch.testing.assert_close(terms["aligned clean"]["elbo"], terms["noisy"]["elbo"])  # the ELBO still sees the noise
+
+
+def test_noisy_text_off_leaves_the_text_inputs_clean():
+    from core.fusion.objectives import corrupt_inputs
+
+    model = tiny_model()
+    embeddings = random_embeddings(batch=64)
+    corrupted = corrupt_inputs(model, embeddings, JointObjective(input_noise=2.0, noisy_fraction=1.0, noisy_text=False), torch.Generator().manual_seed(0))
+    assert torch.equal(corrupted["text"], embeddings["text"])
+    assert all(not torch.equal(corrupted[m], embeddings[m]) for m in DIMS if m != "text")

@@ -40,6 +40,7 @@ class JointObjective:
     input_noise: float = 0.0  # the largest input noise, in training standard deviations (0: none)
     noisy_fraction: float = 0.5  # share of each modality's inputs corrupted when input_noise > 0
     clean_alignment: bool = False  # cross-modal and contrastive terms from the clean inputs (the noise trains the ELBO alone)
+    noisy_text: bool = True  # whether text inputs get noise too (False: images and sounds only)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -165,10 +166,14 @@ def corrupt_inputs(
     objective: JointObjective,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
-    """``embeddings`` with Gaussian noise on a ``noisy_fraction`` of each modality's rows, each
-    at a level drawn uniformly from ``[0, input_noise]`` times the modality's per-dimension std."""
+    """``embeddings`` with Gaussian noise on a ``noisy_fraction`` of each modality's rows (text
+    too, unless ``noisy_text`` is off), each at a level drawn uniformly from ``[0, input_noise]``
+    times the modality's per-dimension std."""
     corrupted = {}
     for modality, clean in embeddings.items():
+        if modality == "text" and not objective.noisy_text:
+            corrupted[modality] = clean
+            continue
         batch = clean.shape[0]
         chosen = torch.rand(batch, generator=generator, device=clean.device) < objective.noisy_fraction
         level = objective.input_noise * torch.rand(batch, generator=generator, device=clean.device) * chosen  # (B,)
