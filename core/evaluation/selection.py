@@ -132,13 +132,18 @@ def select_objective(
     tables = [*embedding_tables(methods, fit, validation, seed=seed), predicted_coherence_table(methods, fit, validation, seed=seed)]
     others = [m.name for m in methods if m.name not in names]
     scores = {name: score(tables, name, others) for name in names}
-    chosen = min(names, key=lambda n: (len(scores[n]["missed"]), -sum(scores[n]["margins"].values())))
+    chosen = best(names, {n: len(scores[n]["missed"]) for n in names}, {n: sum(scores[n]["margins"].values()) for n in names})
     return {
         "chosen": chosen, "objective": dict(candidates[names.index(chosen)]), "candidates": {n: dict(c) for n, c in zip(names, candidates, strict=True)},
         "scores": scores, "baselines": {m: {t.name: t.average(m) if m in t.rows else None for t in tables} for m in others}, "complete": all(info["finished"] for info in infos.values()), "trained": infos,
         "fit_items": len(fit), "validation_items": len(validation), "validation_seed": validation_seed, "budget": budget.recipe() | {"steps": budget.steps},
         "tables": {t.name: t.to_dict() for t in tables},
     }
+
+
+def best(names: Sequence[str], missed: Mapping[str, int], margin: Mapping[str, float]) -> str:
+    """The selection rule, for one fold or several: fewest missed floors, then the largest summed margin."""
+    return min(names, key=lambda n: (missed[n], -margin[n]))
 
 
 def combine(selections: Sequence[Mapping]) -> dict:
@@ -153,7 +158,7 @@ def combine(selections: Sequence[Mapping]) -> dict:
         }
         for name in names
     }
-    chosen = min(names, key=lambda n: (sum(totals[n]["missed"]), -totals[n]["margin"]))
+    chosen = best(names, {n: sum(totals[n]["missed"]) for n in names}, {n: totals[n]["margin"] for n in names})
     return {
         "chosen": chosen, "objective": selections[0]["candidates"][chosen], "totals": totals,
         "validation_seeds": [s["validation_seed"] for s in selections], "complete": all(s["complete"] for s in selections),
