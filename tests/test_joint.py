@@ -254,11 +254,18 @@ def test_clean_alignment_keeps_the_noise_out_of_the_cross_modal_and_contrastive_
     torch.testing.assert_close(terms["aligned clean"]["elbo"], terms["noisy"]["elbo"])  # the ELBO still sees the noise
 
 
-def test_noisy_text_off_leaves_the_text_inputs_clean():
+def test_text_noise_scales_the_noise_on_text_alone():
     from core.fusion.objectives import corrupt_inputs
 
     model = tiny_model()
     embeddings = random_embeddings(batch=64)
-    corrupted = corrupt_inputs(model, embeddings, JointObjective(input_noise=2.0, noisy_fraction=1.0, noisy_text=False), torch.Generator().manual_seed(0))
+    corrupted = corrupt_inputs(model, embeddings, JointObjective(input_noise=2.0, noisy_fraction=1.0, text_noise=0.0), torch.Generator().manual_seed(0))
     assert torch.equal(corrupted["text"], embeddings["text"])
     assert all(not torch.equal(corrupted[m], embeddings[m]) for m in DIMS if m != "text")
+    # a quarter of the level on text: same draws, so the text noise is exactly a quarter of the full one
+    full, quarter = (corrupt_inputs(model, embeddings, JointObjective(input_noise=2.0, noisy_fraction=1.0, text_noise=share), torch.Generator().manual_seed(0))
+                     for share in (1.0, 0.25))
+    torch.testing.assert_close(quarter["text"] - embeddings["text"], 0.25 * (full["text"] - embeddings["text"]))
+    for m in DIMS:
+        if m != "text":
+            torch.testing.assert_close(quarter[m], full[m])

@@ -64,7 +64,7 @@ class Budget:
     input_noise: float = 0.0
     noisy_fraction: float = 0.5
     clean_alignment: bool = False
-    noisy_text: bool = True
+    text_noise: float = 1.0
 
     @classmethod
     def of_run(cls, run_folder: Path) -> Budget:
@@ -77,7 +77,7 @@ class Budget:
     def objective(self) -> JointObjective:
         return JointObjective(beta=self.beta, contrastive=self.contrastive, input_noise=self.input_noise,
                               noisy_fraction=self.noisy_fraction, clean_alignment=bool(self.clean_alignment),
-                              noisy_text=bool(self.noisy_text))
+                              text_noise=self.text_noise)
 
     def recipe(self) -> dict:
         """Everything but the step count: a model trained to another recipe cannot be reused or resumed."""
@@ -86,7 +86,7 @@ class Budget:
     def matches(self, info: dict) -> bool:
         """Whether a saved model's ``trained.json`` reached this budget with this recipe (a field
         it lacks was not a choice then: beta 1, no contrastive or input-noise term, noisy alignment)."""
-        legacy = {"beta": 1.0, "contrastive": 0.0, "input_noise": 0.0, "noisy_fraction": 0.5, "clean_alignment": False, "noisy_text": True}
+        legacy = {"beta": 1.0, "contrastive": 0.0, "input_noise": 0.0, "noisy_fraction": 0.5, "clean_alignment": False, "text_noise": 1.0}
         return info["steps"] >= self.steps and {k: info.get(k, legacy.get(k)) for k in self.recipe()} == self.recipe()
 
 

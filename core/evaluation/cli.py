@@ -62,7 +62,8 @@ def proposed_description(objective: dict[str, float]) -> str:
         f"ELBO over subsets (β={terms.beta:g}), cross-modal reconstruction and contrastive alignment (weight {terms.contrastive:g})"
     )
     if terms.input_noise > 0:
-        text += f", its experts fed noisy inputs (up to {terms.input_noise:g} std, {terms.noisy_fraction:.0%} of them)"
+        text += f", its experts fed noisy inputs (up to {terms.input_noise:g} std, {terms.noisy_fraction:.0%} of them"
+        text += ")" if terms.text_noise == 1 else f"; text at {terms.text_noise:g} of that level)"
         if terms.clean_alignment:
             text += " in the ELBO only (cross-modal and contrastive terms from the clean inputs)"
     return text

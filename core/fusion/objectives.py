@@ -40,7 +40,7 @@ class JointObjective:
     input_noise: float = 0.0  # the largest input noise, in training standard deviations (0: none)
     noisy_fraction: float = 0.5  # share of each modality's inputs corrupted when input_noise > 0
     clean_alignment: bool = False  # cross-modal and contrastive terms from the clean inputs (the noise trains the ELBO alone)
-    noisy_text: bool = True  # whether text inputs get noise too (False: images and sounds only)
+    text_noise: float = 1.0  # the text inputs' noise level as a share of input_noise (0: clean text, noise on images and sounds only)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -166,17 +166,18 @@ def corrupt_inputs(
     objective: JointObjective,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
-    """``embeddings`` with Gaussian noise on a ``noisy_fraction`` of each modality's rows (text
-    too, unless ``noisy_text`` is off), each at a level drawn uniformly from ``[0, input_noise]``
+    """``embeddings`` with Gaussian noise on a ``noisy_fraction`` of each modality's rows, each at
+    a level drawn uniformly from ``[0, input_noise]`` (text: ``[0, text_noise * input_noise]``)
     times the modality's per-dimension std."""
     corrupted = {}
     for modality, clean in embeddings.items():
-        if modality == "text" and not objective.noisy_text:
+        largest = objective.input_noise * (objective.text_noise if modality == "text" else 1.0)
+        if largest == 0:
             corrupted[modality] = clean
             continue
         batch = clean.shape[0]
         chosen = torch.rand(batch, generator=generator, device=clean.device) < objective.noisy_fraction
-        level = objective.input_noise * torch.rand(batch, generator=generator, device=clean.device) * chosen  # (B,)
+        level = largest * torch.rand(batch, generator=generator, device=clean.device) * chosen  # (B,)
         noise = torch.randn(clean.shape, generator=generator, device=clean.device)
         corrupted[modality] = clean + level[:, None] * getattr(model, f"{modality}_std") * noise
     return corrupted
