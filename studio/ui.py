@@ -132,14 +132,14 @@ class StudioPage:
     # --- public endpoints ---------------------------------------------------------------------
 
     @user_errors
-    def text_to_image(self, prompt: str, seed: float = 0, steps: float = 25, guidance: float = 3.0, variants: float = 1, progress=PROGRESS, request: gr.Request = None):
+    def text_to_image(self, prompt: str, seed: float = 0, steps: float | None = None, guidance: float | None = None, variants: float = 1, progress=PROGRESS, request: gr.Request = None):
         """Makes images from a text prompt.
 
         Args:
             prompt: what to draw, e.g. "a red fire truck".
             seed: fixes the randomness (variant i uses seed + i).
-            steps: denoising steps (1 to 100).
-            guidance: classifier-free guidance (0 to 20).
+            steps: denoising steps (1 to 100; default: the studio's for the output).
+            guidance: classifier-free guidance (0 to 20; default: the studio's for the output).
             variants: how many images (1 to 4).
         Returns:
             PNG files with their recipe inside, and the recipe.
@@ -148,14 +148,14 @@ class StudioPage:
         return [str(p) for p in result.files], result.recipe
 
     @user_errors
-    def image_to_audio(self, image: str, seed: float = 0, steps: float = 25, guidance: float = 3.0, progress=PROGRESS, request: gr.Request = None):
+    def image_to_audio(self, image: str, seed: float = 0, steps: float | None = None, guidance: float | None = None, progress=PROGRESS, request: gr.Request = None):
         """Hears an image: makes a sound from it.
 
         Args:
             image: the image to hear.
             seed: fixes the randomness.
-            steps: denoising steps (1 to 100).
-            guidance: classifier-free guidance (0 to 20).
+            steps: denoising steps (1 to 100; default: the studio's for the output).
+            guidance: classifier-free guidance (0 to 20; default: the studio's for the output).
         Returns:
             A WAV file with its recipe inside, and the recipe.
         """
@@ -186,8 +186,8 @@ class StudioPage:
         audio_weight: float = 1.0,
         output: str = "image",
         seed: float = 0,
-        steps: float = 25,
-        guidance: float = 3.0,
+        steps: float | None = None,
+        guidance: float | None = None,
         variants: float = 1,
         progress=PROGRESS,
         request: gr.Request = None,
@@ -203,8 +203,8 @@ class StudioPage:
             audio_weight: the sound's weight (0 to 10).
             output: "image", "sound" or "caption".
             seed: fixes the randomness (variant i uses seed + i).
-            steps: denoising steps (1 to 100).
-            guidance: classifier-free guidance (0 to 20).
+            steps: denoising steps (1 to 100; default: the studio's for the output).
+            guidance: classifier-free guidance (0 to 20; default: the studio's for the output).
             variants: how many outputs (1 to 4).
         Returns:
             Media files (PNG or WAV, each with its recipe inside), captions, each input's share of the fused latent, and the recipe.

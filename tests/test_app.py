@@ -386,5 +386,9 @@ def test_each_output_starts_from_its_own_default_guidance(tiny_studio, tmp_path)
         assert (page.default_guidance("image"), page.default_guidance("sound"), page.default_guidance("caption")) == (7.0, 2.0, 1.0)
         sliders = [b for b in build_ui(service).blocks.values() if isinstance(b, gr.Slider) and b.label == "Guidance"]
         assert sorted({s.value for s in sliders}) == [2.0, 7.0]  # Create and the API start at the image's, Hear at the sound's
+        # a handler called without guidance (from Python, not the page) uses the studio's default for its output too
+        assert page.text_to_image("a kite", steps=1)[1]["guidance"] == 7.0
+        assert page.image_to_audio(str(ROOT / "assets" / "examples" / "red-circle.png"), steps=1)[1]["guidance"] == 2.0
+        assert page.mix(text="a kite", output="sound", steps=1)[-1]["guidance"] == 2.0
     finally:
         pipeline.register_to_config(default_guidance=saved)
