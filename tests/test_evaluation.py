@@ -417,6 +417,14 @@ def test_guidance_is_chosen_on_training_prompts_only(tmp_path, one_thread):
     best = max(sweep["results"], key=lambda r: (r["concept"], r["category"], -r["fidelity"]))
     assert sweep["chosen"] == best["guidance"]
     assert f"**{sweep['chosen']:g}**" in (tmp_path / "out" / "guidance.md").read_text()
+    # sounds: made from training images, written beside the image sweep without replacing it
+    assert choose_guidance([*arguments, "--output", "sound"]) == 0
+    sound = json.loads((tmp_path / "out" / "guidance-sound.json").read_text())
+    assert (sound["output"], sound["task"], sound["prompts"], sound["steps"]) == ("audio", "image→sound", 3, 2)
+    assert all(i.endswith("-0") and "-sound-" not in i and not i.startswith("yellow") for i in sound["prompt_ids"])
+    assert all(r["fidelity"] is not None for r in sound["results"])
+    assert "image→sound" in (tmp_path / "out" / "guidance-sound.md").read_text()
+    assert json.loads((tmp_path / "out" / "guidance.json").read_text()) == sweep
     with pytest.raises(SystemExit):
         choose_guidance([*arguments[:-6], "--values", "three"])
 

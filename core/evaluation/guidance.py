@@ -1,16 +1,17 @@
-"""Choosing the default classifier-free guidance of text→image on training prompts, so that the
+"""Choosing the default classifier-free guidance of an output on training prompts, so that the
 held-out data the report uses plays no part in the choice.
 
-For each guidance value, the proposed model turns the captions of training items into images
-(the studio's steps, one seed per prompt); the judge is the report's nearest-real-item judge
-over the training items, the prompt's own image left out. The value with the highest concept
-coherence wins; ties go to category coherence, then to the lower Fréchet distance to the other
-training images.
+For each guidance value, the proposed model turns training items into the output (images from
+their captions, sounds from their images; the studio's steps, one seed per prompt); the judge
+is the report's nearest-real-item judge over the training items, the prompt's own media left
+out. The value with the highest concept coherence wins; ties go to category coherence, then
+to the lower Fréchet distance to the other training media.
 
-    python -m core.evaluation.guidance --corpus C --run R [--values 2,3,5,7,10]
+    python -m core.evaluation.guidance --corpus C --run R [--output sound] [--values 2,3,5,7,10]
 
-writes ``guidance.json`` and ``guidance.md`` beside the report. ``studio-train export --guidance
-'{"image": G}'`` puts the chosen value into the exported studio.
+writes ``guidance.json`` and ``guidance.md`` (``guidance-sound.*`` for sounds) beside the
+report. ``studio-train export --guidance '{"image": G}'`` (``"audio"`` for sounds) puts the
+chosen value into the exported studio.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .generation import (
     generate,
     judge_keys,
     real_features,
+    task_name,
 )
 from .methods import LatentModelMethod
 from .report import fmt
@@ -43,30 +45,37 @@ from .report import fmt
 logger = logging.getLogger(__name__)
 
 VALUES = (2.0, 3.0, 5.0, 7.0, 10.0)
+INPUTS = {"image": ("text",), "audio": ("image",)}  # the generation task each output's guidance is chosen on
+FILES = {"image": "guidance", "audio": "guidance-sound"}
 
 
-def guidance_sweep(pipeline, train: EvalSplit, values: Sequence[float] = VALUES, prompts: int = 160, steps: int | None = None, seed: int = 0) -> dict:
-    """Text→image coherence and fidelity of the proposed model on training prompts at each
-    guidance value; returns the sweep with the chosen value."""
-    judge = build_judge("image", train)
-    rows = choose_prompts(train, ("text",), "image", judge, prompts, seed)
-    concepts, categories, keys = train.labels("concept", rows), train.labels("category", rows), judge_keys(train, "image", rows)
-    reference = real_features(train, "image", fidelity_reference(train, "image", rows))
+def guidance_sweep(
+    pipeline, train: EvalSplit, values: Sequence[float] = VALUES, prompts: int = 160, steps: int | None = None, seed: int = 0, output: str = "image",
+) -> dict:
+    """Coherence and fidelity of the proposed model's ``output`` (``"image"`` from text,
+    ``"audio"`` from images) on training prompts at each guidance value; returns the sweep with
+    the chosen value."""
+    inputs = INPUTS[output]
+    judge = build_judge(output, train)
+    rows = choose_prompts(train, inputs, output, judge, prompts, seed)
+    concepts, categories, keys = train.labels("concept", rows), train.labels("category", rows), judge_keys(train, output, rows)
+    reference = real_features(train, output, fidelity_reference(train, output, rows))
     method = LatentModelMethod(PROPOSED, pipeline.joint)
-    with_image = rows[train.present["image"][rows]]
-    real = judge.score(real_features(train, "image", with_image), train.labels("concept", with_image),
-                       train.labels("category", with_image), judge_keys(train, "image", with_image))
+    with_media = rows[train.present[output][rows]]
+    real = judge.score(real_features(train, output, with_media), train.labels("concept", with_media),
+                       train.labels("category", with_media), judge_keys(train, output, with_media)) if len(with_media) else None
     results = []
     for value in values:
         start = time.perf_counter()
         settings = GenerationSettings(prompts=prompts, steps=steps, guidance=float(value), seed=seed)
-        features, _ = generate(method, MediaGenerator(pipeline, settings), train, rows, ("text",), "image")
+        features, _ = generate(method, MediaGenerator(pipeline, settings), train, rows, inputs, output)
         scores = judge.score(features, concepts, categories, keys)
         results.append({"guidance": float(value), **scores, "fidelity": fidelity(features, reference), "seconds": round(time.perf_counter() - start, 1)})
         logger.info("guidance %g: %s", value, results[-1])
     best = max(results, key=lambda r: (r["concept"], r["category"], -(r["fidelity"] if r["fidelity"] is not None else float("inf"))))
     return {
-        "chosen": best["guidance"], "results": results, "prompts": len(rows), "steps": pipeline.resolve_defaults("image", steps, None)[0],
+        "output": output, "task": task_name(inputs, output),
+        "chosen": best["guidance"], "results": results, "prompts": len(rows), "steps": pipeline.resolve_defaults(output, steps, None)[0],
         "seed": seed, "chance": judge.chance(concepts, categories, keys), "real data": real,
         "prompt_ids": [train.items[i].id for i in rows.tolist()],
     }
@@ -74,13 +83,16 @@ def guidance_sweep(pipeline, train: EvalSplit, values: Sequence[float] = VALUES,
 
 def markdown(sweep: dict) -> str:
     """The sweep as a short report."""
+    output = sweep.get("output", "image")
+    media, space = ("image", "EfficientNet feature") if output == "image" else ("sound", "log-mel statistics")
+    real = sweep["real data"]
     lines = [
-        "# Choosing the default text→image guidance on training prompts",
+        f"# Choosing the default {sweep.get('task', 'text→image')} guidance on training prompts",
         "",
-        f"{sweep['prompts']} training captions, {sweep['steps']} steps, one seed per prompt; the judge is the nearest real "
-        "training image (the prompt's own left out) in EfficientNet feature space. No held-out item of the report is used. "
-        f"Chance: concept {fmt(sweep['chance']['concept'])}, category {fmt(sweep['chance']['category'])}; the prompts' real "
-        f"images: concept {fmt(sweep['real data']['concept'])}, category {fmt(sweep['real data']['category'])}.",
+        f"{sweep['prompts']} training {'captions' if output == 'image' else 'images'}, {sweep['steps']} steps, one seed per prompt; "
+        f"the judge is the nearest real training {media} (the prompt's own left out) in {space} space. No held-out item of the "
+        f"report is used. Chance: concept {fmt(sweep['chance']['concept'])}, category {fmt(sweep['chance']['category'])}; "
+        + (f"the prompts' real {media}s: concept {fmt(real['concept'])}, category {fmt(real['category'])}." if real else f"no prompt has a real {media}."),
         "",
         "| guidance | concept coherence | category coherence | Fréchet distance | seconds |",
         "|---|---|---|---|---|",
@@ -95,7 +107,8 @@ def markdown(sweep: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.evaluation.guidance", description=__doc__.split("\n\n")[0])
-    add_training_item_arguments(parser, "guidance.json and .md")
+    add_training_item_arguments(parser, "guidance.json and .md (guidance-sound.* for sounds)")
+    parser.add_argument("--output", choices=["image", "sound"], default="image", help="images from captions or sounds from images (default: %(default)s)")
     parser.add_argument("--values", default=",".join(f"{v:g}" for v in VALUES), help="comma-separated guidance values (default: %(default)s)")
     parser.add_argument("--prompts", type=int, default=160, help="training prompts (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
@@ -106,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--values takes comma-separated numbers, not {args.values!r}.")
     if not values or any(not 0 <= v <= 50 for v in values):
         parser.error("--values takes numbers from 0 to 50.")
+    output = "audio" if args.output == "sound" else "image"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio
     from ..studio import resolve_preset
@@ -113,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = load_studio(args.studio).pipeline
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
     with torch.no_grad():
-        sweep = guidance_sweep(pipeline, train, values, args.prompts, args.steps)
+        sweep = guidance_sweep(pipeline, train, values, args.prompts, args.steps, output=output)
     sweep["weights_version"] = pipeline.config.weights_version
     out = args.out or resolve_preset(args.studio) / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "guidance.json").write_text(json.dumps(sweep, indent=2))
-    (out / "guidance.md").write_text(markdown(sweep), encoding="utf-8")
+    (out / f"{FILES[output]}.json").write_text(json.dumps(sweep, indent=2))
+    (out / f"{FILES[output]}.md").write_text(markdown(sweep), encoding="utf-8")
     print(markdown(sweep))
     return 0
 
