@@ -60,6 +60,16 @@ class EvalSplit:
         """Media identities of ``rows``: the file for images and sounds, the normalised caption for text."""
         return [media_key(self.items[i], modality) for i in torch.as_tensor(rows).tolist()]
 
+    def subset(self, mask: torch.Tensor) -> EvalSplit:
+        """The items where the boolean ``mask`` ``[N]`` is set, with their embeddings and features."""
+        rows = mask.nonzero().flatten()
+        return EvalSplit(
+            items=[self.items[i] for i in rows.tolist()],
+            embeddings={m: e[rows] for m, e in self.embeddings.items()},
+            present={m: p[rows] for m, p in self.present.items()},
+            sound_features=self.sound_features[rows],
+        )
+
 
 def media_key(item: Item, modality: str) -> str:
     if modality == "text":

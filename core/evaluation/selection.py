@@ -64,17 +64,7 @@ def validation_split(train: EvalSplit, concepts: float = 0.1, items: float = 0.1
     """``(fit, validation)``: ``train`` split as studio-data splits the corpus, with ``seed``."""
     held = {item.id for item in assign_splits(train.items, concepts, items, seed) if item.split != "train"}
     mask = torch.tensor([item.id in held for item in train.items], dtype=torch.bool)
-    return subset(train, ~mask), subset(train, mask)
-
-
-def subset(split: EvalSplit, mask: torch.Tensor) -> EvalSplit:
-    rows = mask.nonzero().flatten()
-    return EvalSplit(
-        items=[split.items[i] for i in rows.tolist()],
-        embeddings={m: e[rows] for m, e in split.embeddings.items()},
-        present={m: p[rows] for m, p in split.present.items()},
-        sound_features=split.sound_features[rows],
-    )
+    return train.subset(~mask), train.subset(mask)
 
 
 def candidate_name(objective: Mapping[str, float]) -> str:
