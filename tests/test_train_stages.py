@@ -65,7 +65,7 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     plan = json.loads((run / "plan.json").read_text())
     assert plan["steps"]["caption"] == 2 and plan["joint_objective"]["input_noise"] == 1.5
     studio = load_studio(tmp_path / "studio")
-    assert studio.pipeline.config.default_guidance == {"image": 6.5, "audio": 3.0, "caption": 1.0}  # the plan's guidance, exported
+    assert studio.pipeline.config.default_guidance == {"image": 6.5, "audio": 5.0, "caption": 1.0}  # the plan's guidance, exported
     assert studio.generate("image", text="a red circle", steps=2).recipe["guidance"] == 6.5
     for wrong in ('{"image": "high"}', '{"picture": 5}', '{"image": -1}'):
         with pytest.raises(SystemExit):
