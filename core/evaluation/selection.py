@@ -53,6 +53,7 @@ CANDIDATES = (
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 1.0},
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0},
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 3.0},
+    {"beta": 0.5, "contrastive": 20.0, "input_noise": 1.0, "clean_alignment": 1.0},
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0, "clean_alignment": 1.0},
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 3.0, "clean_alignment": 1.0},
     {"beta": 0.5, "contrastive": 20.0, "input_noise": 3.0, "noisy_fraction": 0.25, "clean_alignment": 1.0},
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.evaluation.selection", description=__doc__.split("\n\n")[0])
     add_training_item_arguments(parser, "selection-seed<N>.json and .md")  # the run's joint budget; the studio's joint configuration
     parser.add_argument("--work", type=Path, default=None, help="where the models are saved (default: <run>/eval/selection)")
-    parser.add_argument("--candidates", type=json.loads, default=None, help="JSON list of joint objectives (default: the built-in twelve)")
+    parser.add_argument("--candidates", type=json.loads, default=None, help="JSON list of joint objectives (default: the built-in thirteen)")
     parser.add_argument("--validation-seed", type=int, nargs="+", default=[VALIDATION_SEED],
                         help="seed of the validation split (default: %(default)s); another seed is another fold, several choose over all of them")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this long in each model (resumable)")
