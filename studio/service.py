@@ -9,6 +9,7 @@ strings and dicts. Nothing here imports gradio or touches a tensor.
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import logging
@@ -29,6 +30,7 @@ from .media import caption_card, join_sounds, thumbnail, waveform_thumbnail
 from .recipes import png_with_recipe, read_recipe, wav_with_recipe
 
 log = logging.getLogger(__name__)
+_STOP = object()  # tells the indexer to end
 
 OUTPUTS = {"image": "image", "sound": "audio", "caption": "caption"}  # what the page says → the facade's name
 MAX_WEIGHT = 10.0
@@ -69,6 +71,7 @@ class StudioService:
         self._index_queue: queue.Queue = queue.Queue()
         self._index_history = index_history
         self._indexer: threading.Thread | None = None
+        self._closing = threading.Event()
 
     # --- defaults -----------------------------------------------------------------------------
 
@@ -237,6 +240,16 @@ class StudioService:
             self._queue_item(item)
         self._indexer = threading.Thread(target=self._index_forever, name="gallery-indexer", daemon=True)
         self._indexer.start()
+        atexit.register(self.stop_indexing)
+
+    def stop_indexing(self, timeout: float = 30) -> None:
+        """Ends the indexer after the job in hand and skips the rest. It runs at exit too: a daemon
+        thread cut off inside a model call aborts the interpreter ("terminate called ...")."""
+        if self._indexer is None or self._closing.is_set():
+            return
+        self._closing.set()
+        self._index_queue.put(_STOP)
+        self._indexer.join(timeout)
 
     def wait_indexed(self, timeout: float = 60) -> bool:
         """Waits until everything queued so far is indexed (for tests and scripts)."""
@@ -257,6 +270,10 @@ class StudioService:
     def _index_forever(self) -> None:
         while True:
             job = self._index_queue.get()
+            if job is _STOP:
+                return
+            if self._closing.is_set() and not isinstance(job, threading.Event):
+                continue  # stopping: skip what is left, but still answer wait_indexed
             if job is None:
                 self.examples_ready.set()
                 continue

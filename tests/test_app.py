@@ -388,7 +388,19 @@ def test_each_output_starts_from_its_own_default_guidance(tiny_studio, tmp_path)
         assert sorted({s.value for s in sliders}) == [2.0, 7.0]  # Create and the API start at the image's, Hear at the sound's
         # a handler called without guidance (from Python, not the page) uses the studio's default for its output too
         assert page.text_to_image("a kite", steps=1)[1]["guidance"] == 7.0
+        assert page.text_to_image("a kite")[1]["steps"] == service.default_steps("image")  # and the studio's steps
         assert page.image_to_audio(str(ROOT / "assets" / "examples" / "red-circle.png"), steps=1)[1]["guidance"] == 2.0
         assert page.mix(text="a kite", output="sound", steps=1)[-1]["guidance"] == 2.0
     finally:
         pipeline.register_to_config(default_guidance=saved)
+
+
+def test_the_indexer_stops_after_the_job_in_hand(tiny_studio, tmp_path):
+    service = make_service(tiny_studio.pipeline, tmp_path)
+    assert service.wait_indexed(timeout=120)
+    indexed = set(service.gallery)
+    service.stop_indexing()
+    assert not service._indexer.is_alive()  # joined, so nothing is cut off at exit
+    made = service.text_to_image("a kite", steps=1)  # still made and saved, no longer indexed
+    assert made.item.id in service.history and set(service.gallery) == indexed
+    service.stop_indexing()  # a second stop (the one at exit) is harmless
