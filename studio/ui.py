@@ -327,11 +327,11 @@ class StudioPage:
 
     # --- the Create tab ---------------------------------------------------------------------
 
-    @user_errors
     def default_guidance(self, output: str) -> float:
         """The studio's default guidance for what the page calls ``output`` (image, sound, caption)."""
         return self.service.default_guidance(OUTPUTS.get(output, "image"))
 
+    @user_errors
     def create(self, text, text_weight, image, image_weight, audio, audio_weight, output, seed, steps, guidance, variants, request: gr.Request):
         """Create with live progress: yields a progress bar per denoising step, then the results."""
         stop = self._stops.setdefault(_session(request), threading.Event())

@@ -145,6 +145,8 @@ def test_stop_ends_a_generation_and_frees_the_studio(service):
 
 
 def test_the_page_streams_progress_and_stops_on_request(service):
+    import gradio as gr
+
     from studio.ui import StudioPage
 
     page = StudioPage(service)
@@ -157,6 +159,8 @@ def test_the_page_streams_progress_and_stops_on_request(service):
     next(stopped)
     page.stop(request)
     assert "Stopped" in list(stopped)[-1]["progress"]
+    with pytest.raises(gr.Error, match="(?i)prompt|input|nothing"):  # bad input reaches the page as a clear message
+        list(page.create("", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, request))
 
 
 def test_the_page_meter_history_and_restore_helpers(service, tmp_path):
