@@ -16,6 +16,7 @@ import logging
 import numbers
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from .recipes import png_with_recipe, read_recipe, wav_with_recipe
 
 log = logging.getLogger(__name__)
 _STOP = object()  # tells the indexer to end
+_INDEXING: weakref.WeakSet = weakref.WeakSet()  # services whose indexer runs, stopped at exit
 
 OUTPUTS = {"image": "image", "sound": "audio", "caption": "caption"}  # what the page says → the facade's name
 MAX_WEIGHT = 10.0
@@ -41,6 +43,23 @@ MAX_FRAMES = 8
 MAX_SEED = 2**31 - 17
 MAX_HITS = 24
 StepCallback = Callable[..., None]
+
+
+def _index_forever(service_ref: weakref.ref, jobs: queue.Queue) -> None:
+    """The indexer thread: takes jobs until told to stop or its service is gone."""
+    while True:
+        job = jobs.get()
+        service = service_ref()
+        if job is _STOP or service is None:
+            return
+        service._index_one(job)
+        del service  # hold the service only while a job runs
+
+
+@atexit.register
+def _stop_indexers() -> None:
+    for service in list(_INDEXING):
+        service.stop_indexing()
 
 
 class Cancelled(Exception):
@@ -238,9 +257,14 @@ class StudioService:
         self._index_queue.put(None)  # marks the end of the examples
         for item in self.history.items(limit=self._index_history):
             self._queue_item(item)
-        self._indexer = threading.Thread(target=self._index_forever, name="gallery-indexer", daemon=True)
+        # The thread holds the service weakly, so a service nobody uses any more is freed, and
+        # its finalizer then ends the thread.
+        self._indexer = threading.Thread(
+            target=_index_forever, args=(weakref.ref(self), self._index_queue), name="gallery-indexer", daemon=True
+        )
+        weakref.finalize(self, self._index_queue.put, _STOP).atexit = False
+        _INDEXING.add(self)
         self._indexer.start()
-        atexit.register(self.stop_indexing)
 
     def stop_indexing(self, timeout: float = 30) -> None:
         """Ends the indexer after the job in hand and skips the rest. It runs at exit too: a daemon
@@ -267,24 +291,15 @@ class StudioService:
             thumb = item.folder / "thumb.png" if "thumb.png" in item.files else None
             self._index_queue.put((f"history:{item.id}", what, {"source": "history", "item": item.id, "caption": label, "thumb": str(thumb) if thumb else None}))
 
-    def _index_forever(self) -> None:
-        while True:
-            job = self._index_queue.get()
-            if job is _STOP:
-                return
-            if self._closing.is_set() and not isinstance(job, threading.Event):
-                continue  # stopping: skip what is left, but still answer wait_indexed
-            if job is None:
-                self.examples_ready.set()
-                continue
-            if isinstance(job, threading.Event):
-                job.set()
-                continue
+    def _index_one(self, job) -> None:
+        if self._closing.is_set() and not isinstance(job, threading.Event):
+            return  # stopping: skip what is left, but still answer wait_indexed
+        if job is None:
+            self.examples_ready.set()
+        elif isinstance(job, threading.Event):
+            job.set()
+        else:
             key, what, entry = job
-            if key == "warm-up":
-                with self.lock:
-                    self.studio.warm_up()
-                continue
             try:
                 with self.lock:
                     self.studio.add_to_gallery(key, **what)

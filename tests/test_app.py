@@ -408,3 +408,17 @@ def test_the_indexer_stops_after_the_job_in_hand(tiny_studio, tmp_path):
     made = service.text_to_image("a kite", steps=1)  # still made and saved, no longer indexed
     assert made.item.id in service.history and set(service.gallery) == indexed
     service.stop_indexing()  # a second stop (the one at exit) is harmless
+
+
+def test_a_service_nobody_holds_is_freed_and_its_indexer_ends(tiny_studio, tmp_path):
+    import gc
+    import weakref
+
+    service = make_service(tiny_studio.pipeline, tmp_path)
+    assert service.wait_indexed(timeout=120)
+    thread, ref = service._indexer, weakref.ref(service)
+    del service
+    gc.collect()
+    assert ref() is None  # neither the thread nor the exit hook keeps it alive
+    thread.join(10)
+    assert not thread.is_alive()
