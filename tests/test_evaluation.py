@@ -16,13 +16,14 @@ from core.evaluation.classification import classification_table
 from core.evaluation.coherence import Judge, sound_features
 from core.evaluation.dataset import EvalSplit
 from core.evaluation.early_fusion import EarlyFusionVAE
-from core.evaluation.floors import check_floors, missed
+from core.evaluation.floors import check_floors, missed, table_floors
 from core.evaluation.label_bridge import LabelBridge
 from core.evaluation.methods import LabelBridgeMethod, LatentModelMethod
 from core.evaluation.metrics import (
     LinearProbe,
     frechet_distance,
     frechet_distance_from_statistics,
+    hits_at_k,
     majority_accuracy,
     probe_accuracy,
     recall_at_k,
@@ -301,6 +302,48 @@ def test_floors_flag_each_missed_floor():
     without = {name: t for name, t in report_tables().items() if name != "coherence"}
     assert len([f for f in missed(check_floors(without)) if "coherence" in f.name]) == 3
 
+
+
+def test_hits_at_k_are_the_items_behind_recall():
+    scores, perm = planted_scores(list(range(20)), 20)
+    hits = hits_at_k(scores, perm, ks=(1, 5))
+    assert hits[1].tolist() == [True] + [False] * 19 and int(hits[5].sum()) == 5
+    assert recall_at_k(scores, perm, ks=(5,))[5] == float(hits[5].double().mean())
+
+
+def test_a_table_keeps_item_outcomes_in_memory_only():
+    table = Table("retrieval", "R", ["a→b R@1", "b→a R@1"])
+    table.record("proposed", "a→b R@1", [True, False, False, True])
+    table.record("proposed", "b→a R@1", [])  # no items: no value, no outcomes
+    assert table.value("proposed", "a→b R@1") == 0.5 and table.value("proposed", "b→a R@1") is None
+    assert table.outcomes == {"proposed": {"a→b R@1": [1.0, 0.0, 0.0, 1.0]}}
+    saved = table.to_dict()
+    assert "outcomes" not in saved and Table.from_dict(json.loads(json.dumps(saved))).rows == table.rows
+
+
+def paired_table(ours: list[list[float]], theirs: list[list[float]]) -> Table:
+    table = Table("retrieval_missing", "Missing", [f"c{i}" for i in range(len(ours))])
+    for method, columns in (("proposed", ours), ("MVAE", theirs)):
+        for column, outcomes in zip(table.columns, columns, strict=True):
+            table.record(method, column, outcomes)
+    return table
+
+
+def test_floor_intervals_tell_a_miss_within_noise_from_a_clear_one():
+    # 33 items, four lost and two won: a miss of 2/33 whose interval holds zero
+    ours, theirs = [1.0] * 18 + [0.0] * 4 + [1.0] * 2 + [0.0] * 9, [1.0] * 22 + [0.0] * 11
+    near = table_floors(paired_table([ours], [theirs]), "proposed")[0]
+    assert not near.passed and near.interval[0] < -2 / 33 < 0 < near.interval[1]
+    assert "within the noise" in near.detail
+    # 1,000 items, 200 of them lost, in two columns: a clear miss, the interval all below zero
+    clear = table_floors(paired_table([[1.0] * 300 + [0.0] * 700] * 2, [[1.0] * 500 + [0.0] * 500] * 2), "proposed")[0]
+    assert not clear.passed and clear.interval[1] < 0 and "within the noise" not in clear.detail
+    assert clear.interval[0] < -0.2 < clear.interval[1]
+    # the same outcomes: a difference of exactly zero, a met floor
+    same = table_floors(paired_table([ours], [ours]), "proposed")[0]
+    assert same.passed and same.interval == (0.0, 0.0)
+    # values set without items (a distance) have no interval
+    assert all(f.interval is None for f in check_floors(report_tables()))
 
 def test_report_files_say_which_floors_are_missed(tmp_path):
     from PIL import Image

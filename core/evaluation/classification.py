@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from .dataset import EvalSplit
 from .methods import Method
 from .metrics import LinearProbe, majority_accuracy
@@ -50,9 +48,10 @@ def classification_table(
             probe = LinearProbe().fit(train_features, train_labels)
             probes[(method.name, subset)] = probe
             predicted = probe.predict(method.encode(test.inputs(test_rows, subset)))
-            table.rows[method.name][column] = accuracy(predicted, test_labels)
+            table.record(method.name, column, correct(predicted, test_labels))
     return table, probes
 
 
-def accuracy(predicted: Sequence[str], truth: Sequence[str]) -> float:
-    return float(torch.tensor([p == t for p, t in zip(predicted, truth, strict=True)], dtype=torch.float).mean())
+def correct(predicted: Sequence[str], truth: Sequence[str]) -> list[bool]:
+    """Whether each prediction is right; its mean is the accuracy."""
+    return [p == t for p, t in zip(predicted, truth, strict=True)]

@@ -74,15 +74,18 @@ class Judge:
         scores = scores.masked_fill(~torch.from_numpy(self.allowed(exclude_keys)), -torch.inf)
         return scores.argmax(-1).numpy()
 
+    def hits(
+        self, queries: torch.Tensor, concepts: Sequence[str], categories: Sequence[str], exclude_keys: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """Whether each query's nearest allowed real item has the prompt's concept / category: ``[Q]`` booleans."""
+        index = self.nearest(queries, exclude_keys)
+        return {"concept": self._concepts[index] == np.asarray(concepts), "category": self._categories[index] == np.asarray(categories)}
+
     def score(
         self, queries: torch.Tensor, concepts: Sequence[str], categories: Sequence[str], exclude_keys: Sequence[str]
     ) -> dict[str, float]:
         """Share of queries whose nearest allowed real item has the prompt's concept / category."""
-        index = self.nearest(queries, exclude_keys)
-        return {
-            "concept": float(np.mean(self._concepts[index] == np.asarray(concepts))),
-            "category": float(np.mean(self._categories[index] == np.asarray(categories))),
-        }
+        return {level: float(np.mean(hits)) for level, hits in self.hits(queries, concepts, categories, exclude_keys).items()}
 
     def chance(self, concepts: Sequence[str], categories: Sequence[str], exclude_keys: Sequence[str]) -> dict[str, float]:
         """The score of a uniformly random pick among the allowed reference items."""

@@ -7,12 +7,19 @@
    image→caption.
 
 A floor that cannot be measured (no items, or a table left out) counts as missed.
+
+Each comparison of averages carries a 95% interval of the difference (proposed minus the other
+method), from a paired bootstrap over the held-out items of every column (the same resampled
+items for both methods; the models, probes and generated media stay as they are). A floor missed with an interval that holds zero is missed within the
+noise of the held-out set: more items would be needed to tell the two apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from .table import Table
 
@@ -20,6 +27,7 @@ PROPOSED = "proposed"
 LABEL_BRIDGE = "label bridge"
 BRIDGE_FACTOR = 2.0
 CHANCE_FACTOR = 5.0
+RESAMPLES = 2000
 COHERENCE_TASKS = ("text→image", "image→sound", "image→caption")
 
 
@@ -32,6 +40,7 @@ class Floor:
     required: float | None
     passed: bool
     detail: str
+    interval: tuple[float, float] | None = None  # 95% interval of measured − required, where items were kept
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,11 +70,36 @@ def table_floors(table: Table, proposed: str) -> list[Floor]:
         ours, theirs = table.average(proposed, columns), table.average(method, columns)
         better = ours >= theirs if table.higher_is_better else ours <= theirs
         relation = "≥" if table.higher_is_better else "≤"
+        interval = difference_interval(table, proposed, method, columns)
+        noise = ""
+        if interval is not None:
+            noise = f"; 95% interval of the difference {interval[0]:+.3f} to {interval[1]:+.3f}"
+            if not better and interval[0] <= 0 <= interval[1]:
+                noise += ", so within the noise of the held-out items"
         floors.append(Floor(
             f"{table.name}: proposed {relation} {method} (average)", ours, theirs, bool(better),
-            f"average over {len(columns)} of {len(table.columns)} columns: proposed {ours:.3f}, {method} {theirs:.3f}",
+            f"average over {len(columns)} of {len(table.columns)} columns: proposed {ours:.3f}, {method} {theirs:.3f}{noise}",
+            interval,
         ))
     return floors
+
+
+def difference_interval(
+    table: Table, proposed: str, other: str, columns: Sequence[str], resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float] | None:
+    """95% interval of ``proposed``'s average minus ``other``'s over ``columns``, by a paired
+    bootstrap of each column's items; None where a column kept no per-item outcomes (a distance)."""
+    mine, theirs = table.outcomes.get(proposed, {}), table.outcomes.get(other, {})
+    if not columns or any(c not in mine or c not in theirs or len(mine[c]) != len(theirs[c]) for c in columns):
+        return None
+    generator = np.random.default_rng(seed)
+    total = np.zeros(resamples)
+    for column in columns:
+        differences = np.asarray(mine[column]) - np.asarray(theirs[column])
+        picks = generator.integers(0, len(differences), size=(resamples, len(differences)))
+        total += differences[picks].mean(1)
+    low, high = np.quantile(total / len(columns), [0.025, 0.975])
+    return float(low), float(high)
 
 
 def bridge_floor(table: Table | None, proposed: str) -> Floor:

@@ -108,7 +108,7 @@ def predicted_coherence_table(methods: Sequence[Method], train: EvalSplit, test:
         for method in methods:
             z = method.encode(test.inputs(rows, inputs)) if len(rows) else None
             predicted = None if z is None else method.predict(z, output)
-            table.rows[method.name][name] = None if predicted is None else judge.score(predicted.float(), *labels)["concept"]
+            table.record(method.name, name, None if predicted is None else judge.hits(predicted.float(), *labels)["concept"].tolist())
     return table
 
 
@@ -213,10 +213,11 @@ def generation_tables(
             result.sample_rows = prompts[:num_samples].tolist()
         for method in methods:
             features, media = generate(method, generator, test, prompts, inputs, output)
+            hits = None if features is None else judge.hits(
+                features, test.labels("concept", prompts), test.labels("category", prompts), judge_keys(test, output, prompts)
+            )
             for level, table in zip(LEVELS, (result.coherence, result.coherence_category), strict=True):
-                table.rows[method.name][name] = None if features is None else judge.score(
-                    features, test.labels("concept", prompts), test.labels("category", prompts), judge_keys(test, output, prompts)
-                )[level]
+                table.record(method.name, name, None if hits is None else hits[level].tolist())
             if name in result.fidelity.columns:
                 real = real_features(test, output, fidelity_reference(test, output, prompts))
                 result.fidelity.rows[method.name][name] = None if features is None else fidelity(features, real)

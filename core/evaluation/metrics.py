@@ -19,8 +19,9 @@ def cosine_scores(queries: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
     return F.normalize(queries.float(), dim=-1) @ F.normalize(gallery.float(), dim=-1).T
 
 
-def recall_at_k(scores: torch.Tensor, positives: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
-    """Recall@k of ranking the gallery by ``scores [Q, N]`` (higher is closer).
+def hits_at_k(scores: torch.Tensor, positives: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[int, torch.Tensor]:
+    """Whether each query finds a right answer in its top k, ranking the gallery by ``scores [Q, N]``
+    (higher is closer): ``k → [Q]`` booleans.
 
     ``positives`` is a ``[Q, N]`` boolean mask of the right answers (several where the gallery
     holds copies of one item), or ``[Q]`` indices of the one right answer. A query's rank is
@@ -33,7 +34,12 @@ def recall_at_k(scores: torch.Tensor, positives: torch.Tensor, ks: Sequence[int]
         raise ValueError("positives must be [Q, N] like scores, with at least one right answer per query.")
     best = scores.masked_fill(~positives, -torch.inf).amax(-1, keepdim=True)  # (Q, 1)
     rank = ((scores >= best) & ~positives).sum(-1)  # (Q,)
-    return {k: float((rank < k).double().mean()) for k in ks}
+    return {k: rank < k for k in ks}
+
+
+def recall_at_k(scores: torch.Tensor, positives: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
+    """Recall@k: the share of queries whose top k hold a right answer (see ``hits_at_k``)."""
+    return {k: float(hits.double().mean()) for k, hits in hits_at_k(scores, positives, ks).items()}
 
 
 class LinearProbe:

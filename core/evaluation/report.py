@@ -65,9 +65,15 @@ def floors_section(floors: Sequence[Floor]) -> str:
         summary = f"**{len(failing)} of {len(floors)} floors are MISSED.**"
     else:
         summary = f"**All {len(floors)} floors are met.**"
-    lines = [summary, "", "| floor | measured | required | met |", "|---|---|---|---|"]
+    lines = [
+        summary, "",
+        "The interval is a paired bootstrap over the held-out items of the difference (proposed minus the other "
+        "method); a miss whose interval holds zero is within the noise of the held-out set.", "",
+        "| floor | measured | required | met | difference, 95% interval |", "|---|---|---|---|---|",
+    ]
     for floor in floors:
-        lines.append(f"| {floor.name} | {fmt(floor.measured)} | {fmt(floor.required)} | {'yes' if floor.passed else '**MISSED**'} |")
+        interval = "" if floor.interval is None else f"{floor.interval[0]:+.3f} to {floor.interval[1]:+.3f}"
+        lines.append(f"| {floor.name} | {fmt(floor.measured)} | {fmt(floor.required)} | {'yes' if floor.passed else '**MISSED**'} | {interval} |")
     if failing:
         lines += ["", "Missed:", ""] + [f"- {floor.name}: {floor.detail}." for floor in failing]
     return "\n".join(lines)

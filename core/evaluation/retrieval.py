@@ -13,7 +13,7 @@ import torch
 
 from .dataset import EvalSplit
 from .methods import Method
-from .metrics import cosine_scores, recall_at_k
+from .metrics import cosine_scores, hits_at_k
 from .subsets import DIRECTIONS, direction_name
 from .table import Table
 
@@ -21,11 +21,12 @@ KS = (1, 5, 10)
 Perturb = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
-def retrieval_recalls(
+def retrieval_hits(
     method: Method, split: EvalSplit, rows: torch.Tensor, query: Sequence[str], target: str,
     perturb: Perturb | None = None, ks: Sequence[int] = KS,
-) -> dict[int, float] | None:
-    """Recall@k of finding each row's ``target`` media from its ``query`` inputs (None if the method cannot)."""
+) -> dict[int, torch.Tensor] | None:
+    """Whether each row's ``target`` media is in the top k found from its ``query`` inputs:
+    ``k → [Q]`` booleans, whose mean is recall@k (None if the method cannot)."""
     inputs = split.inputs(rows, query)
     queries = method.encode(perturb(inputs) if perturb else inputs)
     gallery = method.encode(split.inputs(rows, [target]))
@@ -34,7 +35,7 @@ def retrieval_recalls(
     codes = {key: code for code, key in enumerate(dict.fromkeys(split.keys(target, rows)))}
     ids = torch.tensor([codes[key] for key in split.keys(target, rows)])
     positives = ids[:, None] == ids[None, :]  # (Q, N): the item and copies of its media
-    return recall_at_k(cosine_scores(queries, gallery), positives, ks)
+    return hits_at_k(cosine_scores(queries, gallery), positives, ks)
 
 
 def fill(table: Table, methods: Sequence[Method], split: EvalSplit, cases, perturb: Perturb | None = None, ks=KS) -> Table:
@@ -48,9 +49,9 @@ def fill(table: Table, methods: Sequence[Method], split: EvalSplit, cases, pertu
             table.counts[column] = len(rows)
             table.references["chance"][column] = min(1.0, k / len(rows)) if len(rows) else None
         for method in methods:
-            recalls = retrieval_recalls(method, split, rows, query, target, perturb, ks) if len(rows) > 1 else None
+            hits = retrieval_hits(method, split, rows, query, target, perturb, ks) if len(rows) > 1 else None
             for k in ks:
-                table.rows[method.name][f"{prefix} R@{k}"] = None if recalls is None else recalls[k]
+                table.record(method.name, f"{prefix} R@{k}", None if hits is None else hits[k].tolist())
     return table
 
 

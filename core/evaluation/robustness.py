@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from .classification import accuracy
+from .classification import correct
 from .dataset import MODALITIES, EvalSplit
 from .methods import Method
 from .metrics import LinearProbe, majority_accuracy
-from .retrieval import retrieval_recalls
+from .retrieval import retrieval_hits
 from .subsets import DIRECTIONS, NAMES, direction_name
 from .table import Table
 
@@ -73,7 +73,7 @@ def noisy_classification_table(
             table.references["chance (majority)"][column] = majority_accuracy(all_train_labels, truth) if len(rows) else None
             noise = Noise(modality, level, scales[modality], seed)
             for method in methods:
-                table.rows[method.name][column] = noisy_accuracy(method, probes, test, groups, noise)
+                table.record(method.name, column, noisy_outcomes(method, probes, test, groups, noise))
     return table
 
 
@@ -85,8 +85,8 @@ def group_by_inputs(split: EvalSplit, rows: torch.Tensor) -> dict[tuple[str, ...
     return {pattern: torch.tensor(members) for pattern, members in groups.items()}
 
 
-def noisy_accuracy(method: Method, probes, split: EvalSplit, groups, noise: Noise) -> float | None:
-    """Accuracy over every group, or None if the method cannot take one of the groups' inputs."""
+def noisy_outcomes(method: Method, probes, split: EvalSplit, groups, noise: Noise) -> list[bool] | None:
+    """Whether each item of every group is classified right, or None if the method cannot take one of the groups' inputs."""
     predicted, truth = [], []
     for pattern, rows in groups.items():
         probe = probes.get((method.name, pattern))
@@ -95,7 +95,7 @@ def noisy_accuracy(method: Method, probes, split: EvalSplit, groups, noise: Nois
             return None
         predicted += probe.predict(features)
         truth += split.labels("category", rows)
-    return accuracy(predicted, truth) if truth else None
+    return correct(predicted, truth)
 
 
 def noisy_retrieval_table(
@@ -116,6 +116,6 @@ def noisy_retrieval_table(
             table.references["chance"][column] = 1 / len(rows) if len(rows) else None
             noise = Noise(query, level, scales[query], seed)
             for method in methods:
-                recalls = retrieval_recalls(method, test, rows, [query], target, noise, ks=(1,)) if len(rows) > 1 else None
-                table.rows[method.name][column] = None if recalls is None else recalls[1]
+                hits = retrieval_hits(method, test, rows, [query], target, noise, ks=(1,)) if len(rows) > 1 else None
+                table.record(method.name, column, None if hits is None else hits[1].tolist())
     return table

@@ -21,6 +21,9 @@ class Table:
         references: rows that are not methods, e.g. ``chance`` and ``real data``.
         counts: column → how many items (queries, prompts) each value rests on.
         note: how the numbers were made, in a sentence or two.
+        outcomes: method → column → each item's score (a hit is 1, a miss 0), in the same item
+            order for every method, where a value is a mean over items; the floors resample
+            them for their intervals. Kept in memory only, not in ``report.json``.
     """
 
     name: str
@@ -31,6 +34,14 @@ class Table:
     references: dict[str, dict[str, float | None]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    outcomes: dict[str, dict[str, list[float]]] = field(default_factory=dict, repr=False)
+
+    def record(self, method: str, column: str, outcomes) -> None:
+        """Sets ``method``'s value in ``column`` to the mean of the items' ``outcomes`` (None if there are none)."""
+        outcomes = [float(o) for o in outcomes] if outcomes is not None else []
+        self.rows.setdefault(method, {})[column] = sum(outcomes) / len(outcomes) if outcomes else None
+        if outcomes:
+            self.outcomes.setdefault(method, {})[column] = outcomes
 
     def value(self, method: str, column: str) -> float | None:
         value = self.rows.get(method, {}).get(column)
@@ -47,7 +58,9 @@ class Table:
         return sum(values) / len(values) if values else None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        del data["outcomes"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Table:
