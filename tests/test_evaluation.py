@@ -17,6 +17,7 @@ from core.evaluation.coherence import Judge, sound_features
 from core.evaluation.dataset import EvalSplit
 from core.evaluation.early_fusion import EarlyFusionVAE
 from core.evaluation.floors import check_floors, missed, table_floors
+from core.evaluation.generation import fidelity, fidelity_to
 from core.evaluation.label_bridge import LabelBridge
 from core.evaluation.methods import LabelBridgeMethod, LatentModelMethod
 from core.evaluation.metrics import (
@@ -311,14 +312,16 @@ def test_hits_at_k_are_the_items_behind_recall():
     assert recall_at_k(scores, perm, ks=(5,))[5] == float(hits[5].double().mean())
 
 
-def test_a_table_keeps_item_outcomes_in_memory_only():
+def test_a_table_keeps_bootstrap_replicates_in_memory_only():
     table = Table("retrieval", "R", ["a→b R@1", "b→a R@1"])
     table.record("proposed", "a→b R@1", [True, False, False, True])
-    table.record("proposed", "b→a R@1", [])  # no items: no value, no outcomes
+    table.record("proposed", "b→a R@1", [])  # no items: no value, no replicates
     assert table.value("proposed", "a→b R@1") == 0.5 and table.value("proposed", "b→a R@1") is None
-    assert table.outcomes == {"proposed": {"a→b R@1": [1.0, 0.0, 0.0, 1.0]}}
+    items, replicates = table.replicates["proposed"]["a→b R@1"]
+    assert items == 4 and list(table.replicates["proposed"]) == ["a→b R@1"]
+    assert set(np.unique(replicates)) <= {0, 0.25, 0.5, 0.75, 1} and abs(replicates.mean() - 0.5) < 0.05
     saved = table.to_dict()
-    assert "outcomes" not in saved and Table.from_dict(json.loads(json.dumps(saved))).rows == table.rows
+    assert "replicates" not in saved and Table.from_dict(json.loads(json.dumps(saved))).rows == table.rows
 
 
 def paired_table(ours: list[list[float]], theirs: list[list[float]]) -> Table:
@@ -342,8 +345,28 @@ def test_floor_intervals_tell_a_miss_within_noise_from_a_clear_one():
     # the same outcomes: a difference of exactly zero, a met floor
     same = table_floors(paired_table([ours], [ours]), "proposed")[0]
     assert same.passed and same.interval == (0.0, 0.0)
-    # values set without items (a distance) have no interval
+    # values set without their items have no interval
     assert all(f.interval is None for f in check_floors(report_tables()))
+
+
+def test_a_distance_floor_resamples_the_generated_media():
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(400, 6, generator=generator)
+    distance = fidelity_to(real, components=4)
+    table = Table("fidelity", "Fidelity", ["text→image"], higher_is_better=False)
+    ours = torch.randn(64, 6, generator=generator) + 0.1
+    table.record_statistic("proposed", "text→image", ours, distance)
+    table.record_statistic("MVAE", "text→image", torch.randn(64, 6, generator=generator), distance)
+    table.record_statistic("MMVAE", "text→image", torch.randn(64, 6, generator=generator) + 3.0, distance)
+    table.record_statistic("MoPoE", "text→image", None, distance)  # cannot generate: no value, no floor
+    assert table.value("proposed", "text→image") == pytest.approx(fidelity(ours, real, components=4))
+    assert table.value("MoPoE", "text→image") is None and "MoPoE" not in table.replicates
+    floors = {f.name: f for f in table_floors(table, "proposed")}
+    assert set(floors) == {"fidelity: proposed ≤ MVAE (average)", "fidelity: proposed ≤ MMVAE (average)"}
+    near, far = floors["fidelity: proposed ≤ MVAE (average)"], floors["fidelity: proposed ≤ MMVAE (average)"]
+    # a shift of 0.1 against none, on 64 samples: within the noise; against a shift of 3: clearly better
+    assert near.interval[0] < 0 < near.interval[1]
+    assert far.passed and far.interval[1] < 0
 
 def test_report_files_say_which_floors_are_missed(tmp_path):
     from PIL import Image
@@ -432,6 +455,11 @@ def test_studio_eval_quick_runs_end_to_end_on_a_tiny_run(tmp_path, one_thread):
     assert coherence.value("label bridge", "image→caption") is not None and coherence.value("label bridge", "text→image") is None
     assert coherence.references["real data"]["text→image"] is not None
     assert any("untrained" in note for note in report["meta"]["notes"])  # its decoders never trained
+    # every comparison of averages carries its bootstrap interval, the distances' too
+    intervals = {f["name"]: f["interval"] for f in report["floors"] if "(average)" in f["name"]}
+    assert intervals and all(low <= high for low, high in intervals.values())
+    assert intervals["fidelity: proposed ≤ MVAE (average)"] is not None
+    assert "difference, 95% interval" in (out / "report.md").read_text()
     for name in ("report.md", "averages.png", "noise.png", "samples.png"):
         assert (out / name).is_file(), name
     assert (work / "heldout.safetensors").is_file() and (work / "baselines" / "mopoe" / "model" / "config.json").is_file()

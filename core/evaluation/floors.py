@@ -27,7 +27,6 @@ PROPOSED = "proposed"
 LABEL_BRIDGE = "label bridge"
 BRIDGE_FACTOR = 2.0
 CHANCE_FACTOR = 5.0
-RESAMPLES = 2000
 COHERENCE_TASKS = ("text→image", "image→sound", "image→caption")
 
 
@@ -84,21 +83,14 @@ def table_floors(table: Table, proposed: str) -> list[Floor]:
     return floors
 
 
-def difference_interval(
-    table: Table, proposed: str, other: str, columns: Sequence[str], resamples: int = RESAMPLES, seed: int = 0
-) -> tuple[float, float] | None:
-    """95% interval of ``proposed``'s average minus ``other``'s over ``columns``, by a paired
-    bootstrap of each column's items; None where a column kept no per-item outcomes (a distance)."""
-    mine, theirs = table.outcomes.get(proposed, {}), table.outcomes.get(other, {})
-    if not columns or any(c not in mine or c not in theirs or len(mine[c]) != len(theirs[c]) for c in columns):
+def difference_interval(table: Table, proposed: str, other: str, columns: Sequence[str]) -> tuple[float, float] | None:
+    """95% interval of ``proposed``'s average minus ``other``'s over ``columns``, from the paired
+    bootstrap replicates of each column; None where a value was set without its items."""
+    mine, theirs = table.replicates.get(proposed, {}), table.replicates.get(other, {})
+    if not columns or any(c not in mine or c not in theirs or mine[c][0] != theirs[c][0] for c in columns):
         return None
-    generator = np.random.default_rng(seed)
-    total = np.zeros(resamples)
-    for column in columns:
-        differences = np.asarray(mine[column]) - np.asarray(theirs[column])
-        picks = generator.integers(0, len(differences), size=(resamples, len(differences)))
-        total += differences[picks].mean(1)
-    low, high = np.quantile(total / len(columns), [0.025, 0.975])
+    differences = np.mean([mine[c][1] - theirs[c][1] for c in columns], axis=0)
+    low, high = np.quantile(differences, [0.025, 0.975])
     return float(low), float(high)
 
 

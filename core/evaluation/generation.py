@@ -28,7 +28,7 @@ from ..audio import log_mel_spectrogram
 from .coherence import LEVELS, Judge, sound_features
 from .dataset import EvalSplit
 from .methods import Method
-from .metrics import frechet_distance
+from .metrics import frechet_distance_from_statistics, gaussian_statistics
 from .subsets import subset_name
 from .table import Table
 
@@ -211,6 +211,7 @@ def generation_tables(
         score_references(result, name, judge, test, prompts, output)
         if name == "text→image":
             result.sample_rows = prompts[:num_samples].tolist()
+        distance = fidelity_to(real_features(test, output, fidelity_reference(test, output, prompts))) if name in result.fidelity.columns else None
         for method in methods:
             features, media = generate(method, generator, test, prompts, inputs, output)
             hits = None if features is None else judge.hits(
@@ -218,9 +219,8 @@ def generation_tables(
             )
             for level, table in zip(LEVELS, (result.coherence, result.coherence_category), strict=True):
                 table.record(method.name, name, None if hits is None else hits[level].tolist())
-            if name in result.fidelity.columns:
-                real = real_features(test, output, fidelity_reference(test, output, prompts))
-                result.fidelity.rows[method.name][name] = None if features is None else fidelity(features, real)
+            if distance is not None:
+                result.fidelity.record_statistic(method.name, name, features, distance)
             if name == "text→image" and media:
                 result.samples[method.name] = media[:num_samples]
     return result
@@ -263,15 +263,29 @@ def fidelity_reference(test: EvalSplit, output: str, prompts: torch.Tensor) -> t
     return rows[~torch.isin(rows, prompts)]
 
 
-def fidelity(generated: torch.Tensor, real: torch.Tensor, components: int = FIDELITY_COMPONENTS) -> float | None:
-    """Fréchet distance in the real features' top principal components (None with under two samples a side).
+def fidelity_to(real: torch.Tensor, components: int = FIDELITY_COMPONENTS):
+    """The Fréchet distance to ``real`` media as a function of generated features (None with
+    under two samples a side), in the real features' top principal components.
 
     Tens of samples cannot estimate a 1280-d covariance; the leading components of the real
     media (fixed by the real data alone, the same for every method) can be.
     """
-    if len(generated) < 2 or len(real) < 2:
-        return None
-    real, generated = real.double(), generated.double()
+    real = real.double()
+    if len(real) < 2:
+        return lambda generated: None
     mean = real.mean(0)
     basis = torch.linalg.svd(real - mean, full_matrices=False).Vh[: min(components, len(real) - 1)]  # (K, D)
-    return frechet_distance(((generated - mean) @ basis.T).numpy(), ((real - mean) @ basis.T).numpy())
+    real_statistics = gaussian_statistics(((real - mean) @ basis.T).numpy())
+
+    def distance(generated: torch.Tensor) -> float | None:
+        if len(generated) < 2:
+            return None
+        projected = ((generated.double() - mean) @ basis.T).numpy()
+        return frechet_distance_from_statistics(*gaussian_statistics(projected), *real_statistics)
+
+    return distance
+
+
+def fidelity(generated: torch.Tensor, real: torch.Tensor, components: int = FIDELITY_COMPONENTS) -> float | None:
+    """Fréchet distance of generated to real features (see ``fidelity_to``)."""
+    return fidelity_to(real, components)(generated)

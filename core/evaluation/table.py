@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+RESAMPLES = 1000  # bootstrap resamples behind the floors' intervals
+
+
+def resample_indices(count: int, resamples: int = RESAMPLES) -> np.ndarray:
+    """``[resamples, count]`` item indices drawn with replacement, fixed by ``count``: every
+    method of a column (scored on the same items) gets the same draws, so the bootstrap is paired."""
+    return np.random.default_rng([20261128, count]).integers(0, count, size=(resamples, count))
 
 
 @dataclass
@@ -21,9 +32,10 @@ class Table:
         references: rows that are not methods, e.g. ``chance`` and ``real data``.
         counts: column → how many items (queries, prompts) each value rests on.
         note: how the numbers were made, in a sentence or two.
-        outcomes: method → column → each item's score (a hit is 1, a miss 0), in the same item
-            order for every method, where a value is a mean over items; the floors resample
-            them for their intervals. Kept in memory only, not in ``report.json``.
+        replicates: method → column → ``(items, [RESAMPLES] values)``: the value recomputed on
+            bootstrap resamples of its items (the same resamples for every method), where the
+            value was recorded with its items; the floors' intervals come from them. Kept in
+            memory only, not in ``report.json``.
     """
 
     name: str
@@ -34,14 +46,24 @@ class Table:
     references: dict[str, dict[str, float | None]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     note: str = ""
-    outcomes: dict[str, dict[str, list[float]]] = field(default_factory=dict, repr=False)
+    replicates: dict[str, dict[str, tuple[int, np.ndarray]]] = field(default_factory=dict, repr=False)
 
-    def record(self, method: str, column: str, outcomes) -> None:
-        """Sets ``method``'s value in ``column`` to the mean of the items' ``outcomes`` (None if there are none)."""
-        outcomes = [float(o) for o in outcomes] if outcomes is not None else []
-        self.rows.setdefault(method, {})[column] = sum(outcomes) / len(outcomes) if outcomes else None
-        if outcomes:
-            self.outcomes.setdefault(method, {})[column] = outcomes
+    def record(self, method: str, column: str, outcomes: Sequence[float] | None) -> None:
+        """Sets ``method``'s value in ``column`` to the mean of the items' ``outcomes`` (a hit 1,
+        a miss 0), with its bootstrap replicates; None if there are no items."""
+        outcomes = np.asarray([] if outcomes is None else outcomes, dtype=np.float64)
+        self.rows.setdefault(method, {})[column] = float(outcomes.mean()) if len(outcomes) else None
+        if len(outcomes):
+            self.replicates.setdefault(method, {})[column] = (len(outcomes), outcomes[resample_indices(len(outcomes))].mean(1))
+
+    def record_statistic(self, method: str, column: str, items: Any, statistic: Callable[[Any], float | None]) -> None:
+        """Sets ``method``'s value in ``column`` to ``statistic(items)`` (a distance over generated
+        media, say), with its bootstrap replicates over ``items`` (indexable by an index array)."""
+        value = statistic(items) if items is not None else None
+        self.rows.setdefault(method, {})[column] = value
+        if value is not None:
+            draws = [statistic(items[indices]) for indices in resample_indices(len(items))]
+            self.replicates.setdefault(method, {})[column] = (len(items), np.asarray(draws, dtype=np.float64))
 
     def value(self, method: str, column: str) -> float | None:
         value = self.rows.get(method, {}).get(column)
@@ -59,7 +81,7 @@ class Table:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        del data["outcomes"]
+        del data["replicates"]
         return data
 
     @classmethod
