@@ -32,7 +32,7 @@ from .recipes import png_with_recipe, read_recipe, wav_with_recipe
 
 log = logging.getLogger(__name__)
 _STOP = object()  # tells the indexer to end
-_INDEXING: weakref.WeakSet = weakref.WeakSet()  # services whose indexer runs, stopped at exit
+_INDEXING: weakref.WeakSet = weakref.WeakSet()  # services that started an indexer, stopped at exit
 
 OUTPUTS = {"image": "image", "sound": "audio", "caption": "caption"}  # what the page says → the facade's name
 MAX_WEIGHT = 10.0

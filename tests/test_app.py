@@ -418,7 +418,11 @@ def test_a_service_nobody_holds_is_freed_and_its_indexer_ends(tiny_studio, tmp_p
     assert service.wait_indexed(timeout=120)
     thread, ref = service._indexer, weakref.ref(service)
     del service
-    gc.collect()
+    for _ in range(50):  # the thread lets go of it just after answering wait_indexed
+        gc.collect()
+        if ref() is None:
+            break
+        time.sleep(0.1)
     assert ref() is None  # neither the thread nor the exit hook keeps it alive
     thread.join(10)
     assert not thread.is_alive()

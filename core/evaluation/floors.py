@@ -9,9 +9,11 @@
 A floor that cannot be measured (no items, or a table left out) counts as missed.
 
 Each comparison of averages carries a 95% interval of the difference (proposed minus the other
-method), from a paired bootstrap over the held-out items of every column (the same resampled
-items for both methods; the models, probes and generated media stay as they are). A floor missed with an interval that holds zero is missed within the
-noise of the held-out set: more items would be needed to tell the two apart.
+method), from a paired bootstrap over the held-out items of every column: the same resampled
+items for both methods. Nothing is retrained or generated again; for the Fréchet distances the
+generated media are resampled against the fixed real reference. A floor missed with an
+interval that holds zero is missed within the noise of the held-out set: more items would be
+needed to tell the two apart.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Floor:
     required: float | None
     passed: bool
     detail: str
-    interval: tuple[float, float] | None = None  # 95% interval of measured − required, where items were kept
+    interval: tuple[float, float] | None = None  # 95% interval of measured − required (see difference_interval)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,11 +87,15 @@ def table_floors(table: Table, proposed: str) -> list[Floor]:
 
 def difference_interval(table: Table, proposed: str, other: str, columns: Sequence[str]) -> tuple[float, float] | None:
     """95% interval of ``proposed``'s average minus ``other``'s over ``columns``, from the paired
-    bootstrap replicates of each column; None where a value was set without its items."""
+    bootstrap replicates of each column. None where a value was set without its items (no
+    replicates) or the two methods' item counts differ in a column (they cannot be paired)."""
     mine, theirs = table.replicates.get(proposed, {}), table.replicates.get(other, {})
     if not columns or any(c not in mine or c not in theirs or mine[c][0] != theirs[c][0] for c in columns):
         return None
     differences = np.mean([mine[c][1] - theirs[c][1] for c in columns], axis=0)
+    differences = differences[np.isfinite(differences)]  # a resample a distance could not be computed on
+    if not len(differences):
+        return None
     low, high = np.quantile(differences, [0.025, 0.975])
     return float(low), float(high)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -208,10 +208,10 @@ def generation_tables(
         judge = build_judge(output, train, test)
         prompts = choose_prompts(test, inputs, output, judge, settings.prompts, settings.seed)
         logger.info("%s: %d prompts", name, len(prompts))
-        score_references(result, name, judge, test, prompts, output)
+        distance = fidelity_to(real_features(test, output, fidelity_reference(test, output, prompts))) if name in result.fidelity.columns else None
+        score_references(result, name, judge, test, prompts, output, distance)
         if name == "text→image":
             result.sample_rows = prompts[:num_samples].tolist()
-        distance = fidelity_to(real_features(test, output, fidelity_reference(test, output, prompts))) if name in result.fidelity.columns else None
         for method in methods:
             features, media = generate(method, generator, test, prompts, inputs, output)
             hits = None if features is None else judge.hits(
@@ -238,8 +238,10 @@ def generate(method: Method, generator: MediaGenerator, test: EvalSplit, prompts
     return generator.features(embeddings, output)
 
 
-def score_references(result: GenerationResult, name: str, judge: Judge, test: EvalSplit, prompts: torch.Tensor, output: str) -> None:
-    """Chance and real data for one task, at both levels; the fidelity of real data."""
+def score_references(
+    result: GenerationResult, name: str, judge: Judge, test: EvalSplit, prompts: torch.Tensor, output: str, distance=None
+) -> None:
+    """Chance and real data for one task, at both levels; the fidelity of real data (``distance``: to the real reference)."""
     result.coherence.counts[name] = result.coherence_category.counts[name] = len(prompts)
     concepts, categories, keys = (test.labels("concept", prompts), test.labels("category", prompts), judge_keys(test, output, prompts))
     chance = judge.chance(concepts, categories, keys) if len(prompts) else dict.fromkeys(LEVELS)
@@ -251,10 +253,9 @@ def score_references(result: GenerationResult, name: str, judge: Judge, test: Ev
     for level, table in zip(LEVELS, (result.coherence, result.coherence_category), strict=True):
         table.references["chance"][name] = chance[level]
         table.references["real data"][name] = None if real is None else real[level]
-    if name in result.fidelity.columns:
+    if distance is not None:
         result.fidelity.counts[name] = len(prompts)
-        reference = real_features(test, output, fidelity_reference(test, output, prompts))
-        result.fidelity.references["real data"][name] = fidelity(real_features(test, output, with_real), reference) if len(with_real) else None
+        result.fidelity.references["real data"][name] = distance(real_features(test, output, with_real)) if len(with_real) else None
 
 
 def fidelity_reference(test: EvalSplit, output: str, prompts: torch.Tensor) -> torch.Tensor:
@@ -263,7 +264,7 @@ def fidelity_reference(test: EvalSplit, output: str, prompts: torch.Tensor) -> t
     return rows[~torch.isin(rows, prompts)]
 
 
-def fidelity_to(real: torch.Tensor, components: int = FIDELITY_COMPONENTS):
+def fidelity_to(real: torch.Tensor, components: int = FIDELITY_COMPONENTS) -> Callable[[torch.Tensor], float | None]:
     """The Fréchet distance to ``real`` media as a function of generated features (None with
     under two samples a side), in the real features' top principal components.
 

@@ -68,7 +68,8 @@ def floors_section(floors: Sequence[Floor]) -> str:
     lines = [
         summary, "",
         "The interval is a paired bootstrap over the held-out items of the difference (proposed minus the other "
-        "method); a miss whose interval holds zero is within the noise of the held-out set.", "",
+        "method: above zero favours the proposed model for scores, below zero for distances); a miss whose "
+        "interval holds zero is within the noise of the held-out set.", "",
         "| floor | measured | required | met | difference, 95% interval |", "|---|---|---|---|---|",
     ]
     for floor in floors:

@@ -82,7 +82,10 @@ def fresh_like(like: JointLatentModel, seed: int) -> JointLatentModel:
 
 def score(tables: Sequence[Table], candidate: str, others: Sequence[str]) -> dict:
     """The floors ``candidate`` misses among ``others`` on ``tables``, and its margins over the best of them."""
-    renamed = {t.name: replace(t, rows={(PROPOSED if m == candidate else m): v for m, v in t.rows.items() if m == candidate or m in others}) for t in tables}
+    def rename(per_method: dict) -> dict:
+        return {(PROPOSED if m == candidate else m): v for m, v in per_method.items() if m == candidate or m in others}
+
+    renamed = {t.name: replace(t, rows=rename(t.rows), replicates=rename(t.replicates)) for t in tables}
     # the report's floors but the coherence ones, which need generation
     floors = [f for t in renamed.values() for f in table_floors(t, PROPOSED)] + [bridge_floor(renamed.get("retrieval_tuxpaint"), PROPOSED)]
     margins = {}

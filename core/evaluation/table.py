@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -12,10 +14,15 @@ import numpy as np
 RESAMPLES = 1000  # bootstrap resamples behind the floors' intervals
 
 
+@lru_cache(maxsize=8)
 def resample_indices(count: int, resamples: int = RESAMPLES) -> np.ndarray:
     """``[resamples, count]`` item indices drawn with replacement, fixed by ``count``: every
-    method of a column (scored on the same items) gets the same draws, so the bootstrap is paired."""
-    return np.random.default_rng([20261128, count]).integers(0, count, size=(resamples, count))
+    method of a column gets the same draws, so the bootstrap is paired, as long as every
+    method's outcomes of a column are of the same items in the same order (as the tables
+    score them)."""
+    indices = np.random.default_rng([20261128, count]).integers(0, count, size=(resamples, count))
+    indices.flags.writeable = False
+    return indices
 
 
 @dataclass
@@ -32,10 +39,11 @@ class Table:
         references: rows that are not methods, e.g. ``chance`` and ``real data``.
         counts: column → how many items (queries, prompts) each value rests on.
         note: how the numbers were made, in a sentence or two.
-        replicates: method → column → ``(items, [RESAMPLES] values)``: the value recomputed on
-            bootstrap resamples of its items (the same resamples for every method), where the
-            value was recorded with its items; the floors' intervals come from them. Kept in
-            memory only, not in ``report.json``.
+        replicates: method → column → ``(item count, [RESAMPLES] values)``: the value
+            recomputed on bootstrap resamples of its items (the same resamples for every
+            method), where the value was recorded with its items (``record``,
+            ``record_statistic``); the floors' intervals come from them. Kept in memory only,
+            not in ``report.json``.
     """
 
     name: str
@@ -46,24 +54,37 @@ class Table:
     references: dict[str, dict[str, float | None]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     note: str = ""
-    replicates: dict[str, dict[str, tuple[int, np.ndarray]]] = field(default_factory=dict, repr=False)
+    replicates: dict[str, dict[str, tuple[int, np.ndarray]]] = field(default_factory=dict, repr=False, compare=False)
 
     def record(self, method: str, column: str, outcomes: Sequence[float] | None) -> None:
         """Sets ``method``'s value in ``column`` to the mean of the items' ``outcomes`` (a hit 1,
         a miss 0), with its bootstrap replicates; None if there are no items."""
         outcomes = np.asarray([] if outcomes is None else outcomes, dtype=np.float64)
-        self.rows.setdefault(method, {})[column] = float(outcomes.mean()) if len(outcomes) else None
-        if len(outcomes):
-            self.replicates.setdefault(method, {})[column] = (len(outcomes), outcomes[resample_indices(len(outcomes))].mean(1))
+        draws = outcomes[resample_indices(len(outcomes))].mean(1) if len(outcomes) else None
+        self._set(method, column, float(outcomes.mean()) if len(outcomes) else None, len(outcomes), draws)
 
     def record_statistic(self, method: str, column: str, items: Any, statistic: Callable[[Any], float | None]) -> None:
         """Sets ``method``'s value in ``column`` to ``statistic(items)`` (a distance over generated
-        media, say), with its bootstrap replicates over ``items`` (indexable by an index array)."""
+        media, say), with its bootstrap replicates over ``items`` (indexable by an index array).
+
+        A statistic need not be unbiased under resampling (a Fréchet distance grows when
+        repeated samples shrink its spread), so the replicates are centred on the value: they
+        give its spread, not its bias.
+        """
         value = statistic(items) if items is not None else None
-        self.rows.setdefault(method, {})[column] = value
+        draws = None
         if value is not None:
-            draws = [statistic(items[indices]) for indices in resample_indices(len(items))]
-            self.replicates.setdefault(method, {})[column] = (len(items), np.asarray(draws, dtype=np.float64))
+            draws = [statistic(items[indices.copy()]) for indices in resample_indices(len(items))]  # a tensor wants writable indices
+            draws = np.asarray([np.nan if d is None else d for d in draws], dtype=np.float64)  # nan: a degenerate resample
+            draws += value - np.nanmean(draws)
+        self._set(method, column, value, 0 if items is None else len(items), draws)
+
+    def _set(self, method: str, column: str, value: float | None, count: int, draws: np.ndarray | None) -> None:
+        self.rows.setdefault(method, {})[column] = value
+        if draws is None:
+            self.replicates.get(method, {}).pop(column, None)
+        else:
+            self.replicates.setdefault(method, {})[column] = (count, draws)
 
     def value(self, method: str, column: str) -> float | None:
         value = self.rows.get(method, {}).get(column)
@@ -80,9 +101,7 @@ class Table:
         return sum(values) / len(values) if values else None
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        del data["replicates"]
-        return data
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "replicates"}
 
     @classmethod
     def from_dict(cls, data: dict) -> Table:
