@@ -294,11 +294,6 @@ class Studio:
             del self.gallery_items[key]
             self.gallery.remove([key])
 
-    def warm_up(self) -> None:
-        """Loads what the first generation would otherwise load lazily (the vocoder)."""
-        if self.pipeline.audio_unet is not None:
-            self.pipeline.vocoder  # noqa: B018 - the property loads it
-
     def search(
         self,
         text: str | None = None,

@@ -239,7 +239,8 @@ def generate(method: Method, generator: MediaGenerator, test: EvalSplit, prompts
 
 
 def score_references(
-    result: GenerationResult, name: str, judge: Judge, test: EvalSplit, prompts: torch.Tensor, output: str, distance=None
+    result: GenerationResult, name: str, judge: Judge, test: EvalSplit, prompts: torch.Tensor, output: str,
+    distance: Callable[[torch.Tensor], float | None] | None = None,
 ) -> None:
     """Chance and real data for one task, at both levels; the fidelity of real data (``distance``: to the real reference)."""
     result.coherence.counts[name] = result.coherence_category.counts[name] = len(prompts)
