@@ -317,8 +317,8 @@ def test_a_table_keeps_bootstrap_replicates_in_memory_only():
     table.record("proposed", "a→b R@1", [True, False, False, True])
     table.record("proposed", "b→a R@1", [])  # no items: no value, no replicates
     assert table.value("proposed", "a→b R@1") == 0.5 and table.value("proposed", "b→a R@1") is None
-    items, replicates = table.replicates["proposed"]["a→b R@1"]
-    assert items == 4 and list(table.replicates["proposed"]) == ["a→b R@1"]
+    items, ids, replicates = table.replicates["proposed"]["a→b R@1"]
+    assert items == 4 and ids is None and list(table.replicates["proposed"]) == ["a→b R@1"]
     assert set(np.unique(replicates)) <= {0, 0.25, 0.5, 0.75, 1} and abs(replicates.mean() - 0.5) < 0.05
     saved = table.to_dict()
     assert "replicates" not in saved and Table.from_dict(json.loads(json.dumps(saved))).rows == table.rows
@@ -351,6 +351,28 @@ def test_floor_intervals_tell_a_miss_within_noise_from_a_clear_one():
     assert same.passed and same.interval == (0.0, 0.0)
     # values set without their items have no interval
     assert all(f.interval is None for f in check_floors(report_tables()))
+
+
+def test_floor_intervals_pair_only_methods_scored_on_the_same_items():
+    ours, theirs = [1.0] * 50 + [0.0] * 50, [1.0] * 56 + [0.0] * 44
+    rows = torch.arange(100)
+
+    def interval(their_ids):
+        table = Table("retrieval_missing", "Missing", ["c"])
+        table.record("proposed", "c", ours, ids=rows)
+        table.record("MVAE", "c", theirs, ids=their_ids)
+        return table_floors(table, "proposed")[0].interval
+
+    assert interval(rows.clone()) is not None
+    # the same count of items but other items, or the same items in another order, or items
+    # not named: not paired, no interval
+    assert interval(rows + 100) is None and interval(rows.flip(0)) is None and interval(None) is None
+    with pytest.raises(ValueError, match="99 ids for 100 items"):
+        Table("t", "T", ["c"]).record("proposed", "c", ours, ids=rows[:99])
+    # a method that could not score the column has no value, whatever ids it was given
+    table = Table("t", "T", ["c"])
+    table.record("proposed", "c", None, ids=rows)
+    assert table.value("proposed", "c") is None and "proposed" not in table.replicates
 
 
 def test_a_distance_floor_resamples_the_generated_media():

@@ -48,7 +48,7 @@ def classification_table(
             probe = LinearProbe().fit(train_features, train_labels)
             probes[(method.name, subset)] = probe
             predicted = probe.predict(method.encode(test.inputs(test_rows, subset)))
-            table.record(method.name, column, correct(predicted, test_labels))
+            table.record(method.name, column, correct(predicted, test_labels), ids=test_rows)
     return table, probes
 
 

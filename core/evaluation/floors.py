@@ -88,11 +88,12 @@ def table_floors(table: Table, proposed: str) -> list[Floor]:
 def difference_interval(table: Table, proposed: str, other: str, columns: Sequence[str]) -> tuple[float, float] | None:
     """95% interval of ``proposed``'s average minus ``other``'s over ``columns``, from the paired
     bootstrap replicates of each column. None where a value was set without its items (no
-    replicates) or the two methods' item counts differ in a column (they cannot be paired)."""
+    replicates) or the two methods were scored on different items in a column (they cannot be
+    paired)."""
     mine, theirs = table.replicates.get(proposed, {}), table.replicates.get(other, {})
-    if not columns or any(c not in mine or c not in theirs or mine[c][0] != theirs[c][0] for c in columns):
+    if not columns or any(c not in mine or c not in theirs or not mine[c].pairs_with(theirs[c]) for c in columns):
         return None
-    differences = np.mean([mine[c][1] - theirs[c][1] for c in columns], axis=0)
+    differences = np.mean([mine[c].draws - theirs[c].draws for c in columns], axis=0)
     differences = differences[np.isfinite(differences)]  # a resample a distance could not be computed on
     if not len(differences):
         return None

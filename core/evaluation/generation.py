@@ -108,7 +108,7 @@ def predicted_coherence_table(methods: Sequence[Method], train: EvalSplit, test:
         for method in methods:
             z = method.encode(test.inputs(rows, inputs)) if len(rows) else None
             predicted = None if z is None else method.predict(z, output)
-            table.record(method.name, name, None if predicted is None else judge.hits(predicted.float(), *labels)["concept"].tolist())
+            table.record(method.name, name, None if predicted is None else judge.hits(predicted.float(), *labels)["concept"].tolist(), ids=rows)
     return table
 
 
@@ -218,9 +218,9 @@ def generation_tables(
                 features, test.labels("concept", prompts), test.labels("category", prompts), judge_keys(test, output, prompts)
             )
             for level, table in zip(LEVELS, (result.coherence, result.coherence_category), strict=True):
-                table.record(method.name, name, None if hits is None else hits[level].tolist())
+                table.record(method.name, name, None if hits is None else hits[level].tolist(), ids=prompts)
             if distance is not None:
-                result.fidelity.record_statistic(method.name, name, features, distance)
+                result.fidelity.record_statistic(method.name, name, features, distance, ids=prompts)
             if name == "text→image" and media:
                 result.samples[method.name] = media[:num_samples]
     return result

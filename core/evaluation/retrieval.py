@@ -51,7 +51,7 @@ def fill(table: Table, methods: Sequence[Method], split: EvalSplit, cases, pertu
         for method in methods:
             hits = retrieval_hits(method, split, rows, query, target, perturb, ks) if len(rows) > 1 else None
             for k in ks:
-                table.record(method.name, f"{prefix} R@{k}", None if hits is None else hits[k].tolist())
+                table.record(method.name, f"{prefix} R@{k}", None if hits is None else hits[k].tolist(), ids=rows)
     return table
 
 

@@ -65,6 +65,7 @@ def noisy_classification_table(
     for modality in MODALITIES:
         rows = test.rows([modality])
         groups = group_by_inputs(test, rows)
+        grouped = torch.cat(list(groups.values())) if groups else rows  # the order noisy_outcomes scores them in
         truth = test.labels("category", rows)
         for level in levels:
             column = column_name(modality, level)
@@ -73,7 +74,7 @@ def noisy_classification_table(
             table.references["chance (majority)"][column] = majority_accuracy(all_train_labels, truth) if len(rows) else None
             noise = Noise(modality, level, scales[modality], seed)
             for method in methods:
-                table.record(method.name, column, noisy_outcomes(method, probes, test, groups, noise))
+                table.record(method.name, column, noisy_outcomes(method, probes, test, groups, noise), ids=grouped)
     return table
 
 
@@ -117,5 +118,5 @@ def noisy_retrieval_table(
             noise = Noise(query, level, scales[query], seed)
             for method in methods:
                 hits = retrieval_hits(method, test, rows, [query], target, noise, ks=(1,)) if len(rows) > 1 else None
-                table.record(method.name, column, None if hits is None else hits[1].tolist())
+                table.record(method.name, column, None if hits is None else hits[1].tolist(), ids=rows)
     return table
