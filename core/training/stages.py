@@ -54,7 +54,7 @@ class TrainPlan:
     max_minutes: float = 55.0
     steps: dict[str, int] = field(default_factory=lambda: {
         "sound_encoder": 800, "joint": 2000, "image_autoencoder": 1500,
-        "image_diffusion": 39168, "sound_diffusion": 3700, "caption": 1000,
+        "image_diffusion": 53900, "sound_diffusion": 3700, "caption": 1000,
     })
     batch_size: dict[str, int] = field(default_factory=lambda: {
         "sound_encoder": 64, "joint": 256, "image_autoencoder": 16,
@@ -63,7 +63,7 @@ class TrainPlan:
     # the joint model's objective (``JointObjective`` fields), chosen by core.evaluation.selection; the baselines share its beta
     joint_objective: dict[str, float] = field(default_factory=lambda: {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0, "clean_alignment": True})
     # the exported studio's default classifier-free guidance per output, chosen on training prompts by core.evaluation.guidance
-    guidance: dict[str, float] = field(default_factory=lambda: {"image": 5.0, "audio": 5.0})
+    guidance: dict[str, float] = field(default_factory=lambda: {"image": 7.0, "audio": 5.0})
     mixed_precision: str = "no"
 
     @classmethod
