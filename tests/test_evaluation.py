@@ -190,6 +190,12 @@ class PeerMethod:
         return self.split.embeddings[target][peers]
 
 
+def recorded_with_ids(table: Table) -> bool:
+    """Whether the table kept replicates, each with the ids of the items it was scored on."""
+    kept = [r for columns in table.replicates.values() for r in columns.values()]
+    return bool(kept) and all(r.ids is not None for r in kept)
+
+
 def test_predicted_coherence_scores_the_predicted_embedding_against_other_items():
     from dataclasses import replace
 
@@ -207,6 +213,7 @@ def test_predicted_coherence_scores_the_predicted_embedding_against_other_items(
     sound_peers = [i for i in range(80) if i % 5 and any(j % 3 for j in range(i % 20, 80, 20) if j != i)]
     assert table.counts["image→sound"] == len(sound_peers)
     assert 0 < table.references["chance"]["text→image"] < 0.1 and table.references["real data"]["text→image"] is not None
+    assert recorded_with_ids(table)
 
 
 def test_early_fusion_shapes_missing_inputs_and_round_trip(tmp_path):
@@ -242,6 +249,7 @@ def test_baselines_train_and_beat_chance_on_a_shared_latent(tmp_path, one_thread
             assert classification.value(method.name, column) > classification.references["chance (majority)"][column] + 0.3, (method.name, column)
         for column in ("text→image R@1", "image→sound R@1", "sound→text R@1"):
             assert retrieval.value(method.name, column) > 10 * retrieval.references["chance"][column], (method.name, column)
+    assert recorded_with_ids(classification) and recorded_with_ids(retrieval)
     # a second call loads the saved baseline instead of training again
     again, info = train_baseline("MVAE", tiny_joint(dims=WIDE), train, tmp_path, budget)
     assert info["seconds"] == trained["MVAE"][1]["seconds"]
@@ -263,6 +271,7 @@ def test_noisy_classification_falls_with_noise():
     noisy = noisy_classification_table(methods, probes, train, test, levels=(0.5, 8.0))
     assert noisy.value("concat", "text σ=0.5") > noisy.value("concat", "text σ=8")
     assert noisy.counts["sound σ=0.5"] == int(test.present["audio"].sum())
+    assert recorded_with_ids(classification) and recorded_with_ids(noisy)  # the floors pair methods by them
 
 
 # --- floors and report ---------------------------------------------------------------------------
