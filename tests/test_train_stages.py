@@ -45,7 +45,7 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
 
     corpus, run = tmp_path / "corpus", tmp_path / "run"
     tiny_corpus(corpus)
-    steps = json.dumps({"sound_encoder": 3, "joint": 3, "image_autoencoder": 2, "image_diffusion": 2, "sound_diffusion": 2, "caption": 2})
+    steps = json.dumps({"sound_encoder": 3, "joint": 3, "image_prior": 3, "image_autoencoder": 2, "image_diffusion": 2, "sound_diffusion": 2, "caption": 2})
     common = ["--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--steps", steps]
     main(["embeddings", *common])
     with pytest.raises(SystemExit) as stopped:  # out of time before its budget: exit 3, run again
@@ -53,7 +53,7 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     assert stopped.value.code == 3
     for stage in STAGES[1:-1]:
         main([stage, *common])
-    for part in ("audio_encoder", "joint", "image_vae", "image_unet", "audio_unet", "caption_decoder"):
+    for part in ("audio_encoder", "joint", "image_prior", "image_vae", "image_unet", "audio_unet", "caption_decoder"):
         assert list((run / "parts" / part).glob("*.safetensors")), part
     # a second call of a finished stage resumes at its budget and trains no further
     main(["joint", *common])
@@ -61,11 +61,12 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
 
     main(["joint", *common, "--joint-objective", '{"input_noise": 1.5}'])
     # a call without overrides keeps the budgets and objective the run's plan.json holds
-    main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--export-to", str(tmp_path / "studio"), "--guidance", '{"image": 6.5}'])
+    main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--export-to", str(tmp_path / "studio"), "--guidance", '{"image": 6.5, "prior": 1.5}'])
     plan = json.loads((run / "plan.json").read_text())
     assert plan["steps"]["caption"] == 2 and plan["joint_objective"]["input_noise"] == 1.5
     studio = load_studio(tmp_path / "studio")
     assert studio.pipeline.config.default_guidance == {"image": 6.5, "audio": 5.0, "caption": 1.0}  # the plan's guidance, exported
+    assert studio.pipeline.config.prior_guidance == 1.5 and studio.pipeline.image_prior.is_trained
     assert studio.generate("image", text="a red circle", steps=2).recipe["guidance"] == 6.5
     for wrong in ('{"image": "high"}', '{"picture": 5}', '{"image": -1}'):
         with pytest.raises(SystemExit):
@@ -83,6 +84,23 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     assert isinstance(studio.generate("image", text="a red circle", steps=2).outputs[0], Image.Image)
     assert studio.generate("audio", image=str(corpus / "images/blue-image.png"), steps=2).outputs[0][0] == 22050
     assert isinstance(studio.caption(image=str(corpus / "images/green-image.png")).outputs[0], str)
+
+    # a fresh run seeded from the export: its trained parts and the sound cache, without training them again
+    import torch
+    from safetensors.torch import load_file
+
+    fresh, tiny = tmp_path / "fresh", ["--corpus", str(corpus), "--size", "tiny"]
+    main(["embeddings", *tiny, "--run", str(fresh)])
+    main(["import", *tiny, "--run", str(fresh), "--from-studio", str(tmp_path / "studio")])
+    assert sorted(p.name for p in (fresh / "parts").iterdir()) == sorted(p.name for p in (run / "parts").iterdir())
+    own, imported = load_file(str(run / "cache" / "audio.safetensors"))["audio"], load_file(str(fresh / "cache" / "audio.safetensors"))["audio"]
+    assert torch.allclose(own, imported, atol=5e-2, rtol=1e-2)  # the same encoder, through fp16
+    joint = next((fresh / "parts" / "joint").glob("*.safetensors"))
+    before = joint.stat().st_mtime_ns
+    main(["import", *tiny, "--run", str(fresh), "--from-studio", str(tmp_path / "studio")])  # a run's own parts are kept
+    assert joint.stat().st_mtime_ns == before
+    with pytest.raises(SystemExit):
+        main(["import", *tiny, "--run", str(fresh)])
 
 
 def test_the_weights_digest_changes_with_any_weight():

@@ -17,6 +17,7 @@ loaded from there next time; a larger budget resumes its training.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -27,10 +28,12 @@ from pathlib import Path
 
 import torch
 
+from ..decoders.embedding_prior import EmbeddingPrior
 from ..fusion.joint import JointLatentModel
 from ..fusion.objectives import JointObjective
 from ..training.joint import train_joint_model
 from ..training.loop import StageConfig
+from ..training.prior import prior_training_pairs, train_embedding_prior
 from .dataset import MODALITIES, EvalSplit
 from .early_fusion import EarlyFusionVAE, train_early_fusion
 
@@ -168,3 +171,36 @@ def train_baselines(
 ) -> Mapping[str, tuple[torch.nn.Module, dict]]:
     """Every trained baseline (or those ``names``), each as ``(model, info)``."""
     return {name: train_baseline(name, like, split, folder, budget, max_minutes) for name in names or list(BASELINES)}
+
+
+def train_image_prior(
+    model: torch.nn.Module, split: EvalSplit, folder: Path, template: EmbeddingPrior, steps: int, batch_size: int,
+    max_minutes: float | None = None,
+) -> EmbeddingPrior | None:
+    """A diffusion prior from ``model``'s latent to the image embedding, of ``template``'s sizes,
+    trained as studio-train trains the proposed model's (same pairs, steps and batch size) and
+    saved in ``folder / "image_prior"``; loaded from there once it reached ``steps``. None if a
+    ``max_minutes`` stop left it short (running again resumes)."""
+    target, stage = Path(folder) / "image_prior", Path(folder) / "image_prior_stage"
+    info_path = target / "trained.json"
+    conditions, targets = prior_training_pairs(model, split.embeddings, split.present, "image")
+    pairs = hashlib.sha1(conditions.numpy().tobytes() + targets.numpy().tobytes()).hexdigest()[:16]  # another model or split: start over
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        if info["pairs_digest"] == pairs and info["steps"] >= steps and info["batch_size"] == batch_size:
+            return EmbeddingPrior.from_pretrained(str(target)).eval()
+    if (stage / "pairs.txt").is_file() and (stage / "pairs.txt").read_text() != pairs:
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True, exist_ok=True)
+    (stage / "pairs.txt").write_text(pairs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        prior = EmbeddingPrior.from_config(template.config)
+    config = StageConfig(stage, max_steps=steps, checkpoint_every=500, log_every=500, max_minutes=max_minutes)
+    logger.info("training the image prior of %s for %d steps on %d pairs", Path(folder).name, steps, len(targets))
+    result = train_embedding_prior(prior, conditions, targets, config, batch_size=batch_size)
+    if not result.finished:
+        return None
+    prior.save_pretrained(target)
+    info_path.write_text(json.dumps({"steps": result.step, "batch_size": batch_size, "pairs": len(targets), "pairs_digest": pairs}))
+    return prior.eval()

@@ -26,13 +26,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..data.manifest import read_manifest
-from .baselines import BASELINES, Budget, train_baselines
+from .baselines import BASELINES, Budget, folder_name, train_baselines, train_image_prior
 from .classification import classification_table
 from .dataset import load_heldout_split, load_train_split, select_heldout
 from .floors import PROPOSED, check_floors, missed
 from .generation import GenerationSettings, generation_tables
 from .label_bridge import LabelBridge
-from .methods import LabelBridgeMethod, LatentModelMethod
+from .methods import LabelBridgeMethod, LatentModelMethod, studio_method, studio_priors
 from .report import write_report
 from .retrieval import missing_retrieval_table, retrieval_table, tuxpaint_table
 from .robustness import NOISE_LEVELS, noisy_classification_table, noisy_retrieval_table
@@ -125,8 +125,11 @@ def evaluate(options: EvalOptions) -> dict:
     trained = train_baselines(pipeline.joint, train, options.work / "baselines", budget, max_minutes=options.baseline_minutes)
     from ..training.stages import TrainPlan
 
-    methods = [LatentModelMethod(PROPOSED, pipeline.joint, proposed_description(TrainPlan.of_run(options.run).joint_objective))]
-    methods += [LatentModelMethod(name, model, BASELINES[name]) for name, (model, _) in trained.items()]
+    priors = image_priors(pipeline, trained, train, options)
+    sampling = {"prior_steps": pipeline.config.prior_steps, "prior_guidance": pipeline.config.prior_guidance, "seed": options.seed}
+    description = proposed_description(TrainPlan.of_run(options.run).joint_objective)
+    methods = [studio_method(PROPOSED, pipeline, description + PRIOR_NOTE * bool(priors), options.seed)]
+    methods += [LatentModelMethod(name, model, BASELINES[name] + PRIOR_NOTE * (name in priors), priors.get(name), **sampling) for name, (model, _) in trained.items()]
     methods.append(LabelBridgeMethod(LabelBridge.from_encoders(pipeline.image_encoder, pipeline.text_encoder)))
     # 3. the tables
     logger.info("classification and retrieval on %d held-out items", len(test))
@@ -150,10 +153,37 @@ def evaluate(options: EvalOptions) -> dict:
             "generation": asdict(settings) | {"skipped": options.skip_generation},
             "noise_levels": list(NOISE_LEVELS), "heldout_limit": options.heldout_limit,
         },
-        "notes": notes(studio, trained, Budget.of_run(options.run)),
+        "notes": notes(studio, trained, Budget.of_run(options.run)) + [
+            f"{name} has no trained image prior (a time stop left it short): its images come from its decoded mean."
+            for name in trained if priors and name not in priors
+        ],
     }
     files = write_report(options.out, meta, {m.name: m.description for m in methods}, tables, floors, samples, sample_prompts)
     return {"files": files, "floors": floors, "tables": {t.name: t for t in tables}, "meta": meta}
+
+
+PRIOR_NOTE = "; images through a diffusion prior from its latent to the image embedding"
+
+
+def image_priors(pipeline, trained: dict, train, options: EvalOptions) -> dict[str, dict]:
+    """Baseline → ``{"image": prior}``: where the studio has a trained image prior (the proposed model's),
+    a prior of the same sizes and budget trained on each baseline's latent, so every latent model
+    reaches the image decoder the same way (the proposed model's entry is the studio's own).
+    Empty without a trained prior."""
+    found = {PROPOSED: studio_priors(pipeline)}
+    if not found[PROPOSED]:
+        return {}
+    from ..training.stages import TrainPlan
+
+    prior, plan = found[PROPOSED]["image"], TrainPlan.of_run(options.run)
+    for name, (model, _) in trained.items():
+        baseline_prior = train_image_prior(
+            model, train, options.work / "baselines" / folder_name(name), prior,
+            plan.steps["image_prior"], plan.batch_size["image_prior"], options.baseline_minutes,
+        )
+        if baseline_prior is not None:
+            found[name] = {"image": baseline_prior}
+    return found
 
 
 def embedding_tables(methods: list, train, test, seed: int = 0) -> list[Table]:

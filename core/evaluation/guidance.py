@@ -39,7 +39,7 @@ from .generation import (
     real_features,
     task_name,
 )
-from .methods import LatentModelMethod
+from .methods import studio_method
 from .report import fmt
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def guidance_sweep(
     rows = choose_prompts(train, inputs, output, judge, prompts, seed)
     concepts, categories, keys = train.labels("concept", rows), train.labels("category", rows), judge_keys(train, output, rows)
     reference = real_features(train, output, fidelity_reference(train, output, rows))
-    method = LatentModelMethod(PROPOSED, pipeline.joint)
+    method = studio_method(PROPOSED, pipeline, seed=seed)
     with_media = rows[train.present[output][rows]]
     real = judge.score(real_features(train, output, with_media), train.labels("concept", with_media),
                        train.labels("category", with_media), judge_keys(train, output, with_media)) if len(with_media) else None

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
+from ..decoders.embedding_prior import prior_generators
 from .label_bridge import LabelBridge
 
 CHUNK = 1024  # rows per forward pass
@@ -33,10 +34,14 @@ class Method:
 
 class LatentModelMethod(Method):
     """A multimodal VAE (the joint model with any fusion rule, or the early-fusion VAE): the
-    representation is the posterior mean, predictions are its embedding decoders' outputs."""
+    representation is the posterior mean, predictions are its embedding decoders' outputs, or
+    draws from its diffusion prior where it has one for the output (``priors``, output → prior;
+    row i drawn from seed ``seed + i``, as the studio draws output i)."""
 
-    def __init__(self, name: str, model, description: str = ""):
+    def __init__(self, name: str, model, description: str = "", priors: Mapping | None = None, prior_steps: int = 25, prior_guidance: float = 1.0, seed: int = 0):
         self.name, self.model, self.description = name, model.eval(), description
+        self.priors = {target: prior.eval() for target, prior in (priors or {}).items()}
+        self.prior_steps, self.prior_guidance, self.seed = prior_steps, prior_guidance, seed
 
     @torch.no_grad()
     def encode(self, embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -49,7 +54,25 @@ class LatentModelMethod(Method):
 
     @torch.no_grad()
     def predict(self, z: torch.Tensor, target: str) -> torch.Tensor:
-        return self.model.decode(z.to(self.model.device, self.model.dtype), target).float().cpu()
+        decoded = self.model.decode(z.to(self.model.device, self.model.dtype), target)
+        if target in self.priors:  # as the studio draws: the decoded mean outside the prior's components
+            prior = self.priors[target]
+            generators = prior_generators([self.seed + i for i in range(len(z))])
+            decoded = prior.sample(z.to(prior.device, prior.dtype), generators, self.prior_steps, self.prior_guidance, outside=decoded)
+        return decoded.float().cpu()
+
+
+def studio_priors(pipeline) -> dict:
+    """Output → prior: the studio's trained image prior, if it has one."""
+    prior = pipeline.image_prior
+    return {"image": prior} if prior is not None and getattr(prior, "is_trained", True) else {}
+
+
+def studio_method(name: str, pipeline, description: str = "", seed: int = 0) -> LatentModelMethod:
+    """The studio's joint model as a method, drawing images through its prior as the studio does."""
+    return LatentModelMethod(
+        name, pipeline.joint, description, studio_priors(pipeline), pipeline.config.prior_steps, pipeline.config.prior_guidance, seed,
+    )
 
 
 class LabelBridgeMethod(Method):

@@ -20,6 +20,7 @@ import torch
 from ..decoders.caption import CaptionDecoder
 from ..decoders.conditioning import EmbeddingProjector
 from ..decoders.diffusion_unets import build_image_unet, build_mel_unet, build_scheduler
+from ..decoders.embedding_prior import EmbeddingPrior
 from ..decoders.image_autoencoder import build_image_autoencoder
 from ..encoders.audio import SoundEncoder
 from ..encoders.base import PretrainedReference
@@ -38,6 +39,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "audio_unet": {"sample_size": (40, 88), "in_channels": 4, "out_channels": 4, "block_out_channels": (32, 64, 96, 128)},
         "audio_condition": {"num_tokens": 4, "token_dim": 256},
         "caption_decoder": {"n_layer": 4, "n_embd": 192, "n_head": 4, "prefix_length": 6},
+        "image_prior": {"components": 128, "hidden_dim": 256, "num_layers": 4},
     },
     "tiny": {
         "audio_encoder": {"block_channels": (4, 8), "embed_dim": 384},  # the text space it aligns with
@@ -57,6 +59,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "audio_condition": {"num_tokens": 2, "token_dim": 16},
         "caption_decoder": {"n_layer": 1, "n_embd": 32, "n_head": 2, "prefix_length": 2, "n_positions": 24},
+        "image_prior": {"components": 8, "hidden_dim": 16, "num_layers": 1, "num_train_timesteps": 100},
     },
 }
 PIPELINE_SETTINGS = {"embedded": {"mel_frames": 176}, "tiny": {"mel_frames": 16}}
@@ -103,6 +106,8 @@ def build_studio_pipeline(
         audio_scheduler=build_scheduler("ddim"),
         caption_decoder=seeded(seed, CaptionDecoder.from_tokenizer, embed_dim=dims["text"], **sizes["caption_decoder"]),
     )
+    latent_dim = components["joint"].config.latent_dim
+    components["image_prior"] = seeded(seed, EmbeddingPrior, embed_dim=dims["image"], condition_dim=latent_dim, **sizes["image_prior"])
     for component in [audio_encoder, *components.values()]:
         if isinstance(component, torch.nn.Module):
             component.eval()

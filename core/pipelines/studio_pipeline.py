@@ -1,6 +1,7 @@
 """The any-to-any pipeline: weighted text, image and sound in; images, sounds or captions out.
 
     inputs ─ frozen encoders ─> experts ─ weighted PoE ─> z ─ embedding decoder ─> e_out
+                                                       (or, for images, the diffusion prior)
     e_out ─ image latent diffusion + autoencoder ─> images
           ─ log-mel diffusion + vocoder ─> sounds
           ─ caption decoder ─> captions
@@ -27,6 +28,7 @@ from PIL import Image
 
 from ..audio import HOP_LENGTH, SAMPLE_RATE, prepare_waveform
 from ..decoders.diffusion_unets import SCHEDULERS, mel_patch, swap_scheduler, unfold_mels
+from ..decoders.embedding_prior import prior_generators
 from ..decoders.hub import AudioLDMSoundDecoder, UnclipImageDecoder
 from ..decoders.image_autoencoder import decode_latents
 from ..decoders.vocoder import Vocoder
@@ -90,13 +92,13 @@ def check_weights(weights: dict[str, float] | None, **inputs: Any) -> dict[str, 
 
 
 class StudioPipeline(DiffusionPipeline):
-    """Frozen encoders, the joint latent model and the three decoders, behind one ``__call__``."""
+    """Frozen encoders, the joint latent model, the image prior and the three decoders, behind one ``__call__``."""
 
     component_names = (
         "text_encoder", "image_encoder", "audio_encoder", "joint",
         "image_vae", "image_unet", "image_condition", "image_scheduler",
         "audio_unet", "audio_condition", "audio_scheduler", "caption_decoder",
-        "image_hub_decoder", "audio_hub_decoder",
+        "image_hub_decoder", "audio_hub_decoder", "image_prior",
     )
     _optional_components = [
         "audio_encoder",
@@ -110,6 +112,7 @@ class StudioPipeline(DiffusionPipeline):
         "caption_decoder",
         "image_hub_decoder",
         "audio_hub_decoder",
+        "image_prior",
     ]
 
     def __init__(
@@ -128,6 +131,7 @@ class StudioPipeline(DiffusionPipeline):
         caption_decoder,
         image_hub_decoder=None,
         audio_hub_decoder=None,
+        image_prior=None,
         preset: str = "custom",
         weights_version: str = "untrained",
         vocoder: str = "auto",
@@ -136,6 +140,8 @@ class StudioPipeline(DiffusionPipeline):
         mel_std: float = 2.5,
         default_steps: dict | None = None,
         default_guidance: dict | None = None,
+        prior_steps: int = 25,
+        prior_guidance: float = 1.0,
     ):
         super().__init__()
         self.register_modules(
@@ -153,6 +159,7 @@ class StudioPipeline(DiffusionPipeline):
             caption_decoder=caption_decoder,
             image_hub_decoder=image_hub_decoder,
             audio_hub_decoder=audio_hub_decoder,
+            image_prior=image_prior,
         )
         self.register_to_config(
             preset=preset,
@@ -163,6 +170,8 @@ class StudioPipeline(DiffusionPipeline):
             mel_std=mel_std,
             default_steps=default_steps or {"image": 25, "audio": 25, "caption": 1},
             default_guidance=default_guidance or {"image": 3.0, "audio": 3.0, "caption": 1.0},
+            prior_steps=prior_steps,
+            prior_guidance=prior_guidance,
         )
         self._vocoder: Vocoder | None = None
 
@@ -310,13 +319,25 @@ class StudioPipeline(DiffusionPipeline):
     def decode_latents(self, z: torch.Tensor, output: str, steps: int, guidance: float, seed: int, callback: StepCallback | None = None, scheduler: str | None = None, caption_method: str = "beam") -> list[Any]:
         """Joint latents ``[N, Z]`` → N outputs: each row's predicted embedding, decoded (row i uses ``seed + i``)."""
         target = {"image": "image", "audio": "audio", "caption": "text"}[output]
-        embeddings = self.joint.decode(z.to(self.device, self.joint.dtype), target)  # (N, D)
+        embeddings = self.predict_embedding(z, target, [seed + i for i in range(z.shape[0])])  # (N, D)
         generators = [torch.Generator().manual_seed(seed + i) for i in range(z.shape[0])]
         if output == "image":
             return self.decode_image(embeddings, steps, guidance, generators, callback, scheduler)
         if output == "audio":
             return self.decode_audio(embeddings, steps, guidance, generators, callback, scheduler)
         return self.decode_caption(embeddings, seed, caption_method)
+
+    @torch.no_grad()
+    def predict_embedding(self, z: torch.Tensor, target: str, seeds: list[int]) -> torch.Tensor:
+        """The ``target`` embedding ``[N, D]`` for joint latents ``z [N, Z]``: the joint model's
+        decoded mean, or for images, where the studio has a trained diffusion prior, a draw from it
+        (row i from ``seeds[i]``) with the decoded mean's part outside the prior's components."""
+        z = z.to(self.device, self.joint.dtype)
+        decoded = self.joint.decode(z, target)
+        if target == "image" and self.image_prior is not None and getattr(self.image_prior, "is_trained", True):
+            generators = prior_generators(seeds)
+            return self.image_prior.sample(z, generators, self.config.prior_steps, self.config.prior_guidance, outside=decoded)
+        return decoded
 
     @torch.no_grad()
     def preview_image(self, latents: torch.Tensor) -> Image.Image:

@@ -1,6 +1,6 @@
 """``studio-train``: the embedded preset's training, as resumable stages over a built corpus.
 
-    embeddings → sound_encoder → joint → image_autoencoder → image_diffusion → sound_diffusion → caption → export
+    embeddings → sound_encoder → joint → image_prior → image_autoencoder → image_diffusion → sound_diffusion → caption → export
 
 Each stage reads the corpus (``studio-data``) or the cache of the stages before it, trains one
 part with ``StageRunner`` (checkpoints every few hundred steps, resumes from the newest, stops
@@ -35,11 +35,12 @@ from .diffusion import train_diffusion_decoder
 from .image_autoencoder import train_image_autoencoder
 from .joint import train_joint_model
 from .loop import StageConfig
+from .prior import prior_training_pairs, train_embedding_prior
 from .sound_encoder import train_sound_encoder
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("embeddings", "sound_encoder", "joint", "image_autoencoder", "image_diffusion", "sound_diffusion", "caption", "export")
+STAGES = ("embeddings", "sound_encoder", "joint", "image_prior", "image_autoencoder", "image_diffusion", "sound_diffusion", "caption", "export")
 CLIP_FRAMES = 172  # 2 s at 22050 Hz, hop 256
 
 
@@ -53,11 +54,11 @@ class TrainPlan:
     size: str = "embedded"
     max_minutes: float = 55.0
     steps: dict[str, int] = field(default_factory=lambda: {
-        "sound_encoder": 800, "joint": 2000, "image_autoencoder": 1500,
+        "sound_encoder": 800, "joint": 2000, "image_prior": 4000, "image_autoencoder": 1500,
         "image_diffusion": 53900, "sound_diffusion": 3700, "caption": 1000,
     })
     batch_size: dict[str, int] = field(default_factory=lambda: {
-        "sound_encoder": 64, "joint": 256, "image_autoencoder": 16,
+        "sound_encoder": 64, "joint": 256, "image_prior": 256, "image_autoencoder": 16,
         "image_diffusion": 16, "sound_diffusion": 16, "caption": 64,
     })
     # the joint model's objective (``JointObjective`` fields), chosen by core.evaluation.selection; the baselines share its beta
@@ -155,30 +156,57 @@ def stage_sound_encoder(run: Run, pipeline) -> bool:
     result = train_sound_encoder(encoder, cache["mels"], cache["text"][cache["sound_rows"]], run.stage_config("sound_encoder"), batch_size=run.plan.batch_size["sound_encoder"])
     if result.finished:
         run.save_part("audio_encoder", encoder)
-        with torch.no_grad():
-            audio = torch.cat([encoder.network(cache["mels"][s : s + 128].float()) for s in range(0, len(cache["mels"]), 128)])
-        run.save_tensors("audio", {"audio": audio})
+        save_sound_embeddings(run, encoder, cache["mels"])
     return result.finished
 
 
-def stage_joint(run: Run, pipeline) -> bool:
+@torch.no_grad()
+def save_sound_embeddings(run: Run, encoder, mels: torch.Tensor) -> None:
+    """The ``audio`` cache: the trained sound encoder's embeddings of the cached log-mels."""
+    audio = torch.cat([encoder.network(mels[s : s + 128].float()) for s in range(0, len(mels), 128)]) if len(mels) else torch.zeros(0, encoder.embed_dim)
+    run.save_tensors("audio", {"audio": audio})
+
+
+def joint_inputs(run: Run, modalities: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The cached training embeddings, one row per item (zeros where an item lacks a modality),
+    and their presence ``[M, N]`` in ``modalities`` order."""
     cache, audio = run.tensors("embeddings"), run.tensors("audio")["audio"]
     count = cache["text"].shape[0]
-    joint = run.part("joint", pipeline.joint)
     embeddings = {"text": cache["text"]}
-    present = torch.zeros(len(joint.modalities), count)
-    present[joint.modalities.index("text")] = 1
+    present = torch.zeros(len(modalities), count)
+    present[modalities.index("text")] = 1
     for name, rows, values in (("image", cache["image_rows"], cache["image"]), ("audio", cache["sound_rows"], audio)):
         full = torch.zeros(count, values.shape[1])
         full[rows] = values
         embeddings[name] = full
-        present[joint.modalities.index(name), rows] = 1
+        present[modalities.index(name), rows] = 1
+    return embeddings, present
+
+
+def stage_joint(run: Run, pipeline) -> bool:
+    joint = run.part("joint", pipeline.joint)
+    embeddings, present = joint_inputs(run, joint.modalities)
     from ..fusion.objectives import JointObjective
 
     objective = JointObjective(**run.plan.joint_objective)
     result = train_joint_model(joint, embeddings, present, run.stage_config("joint"), batch_size=run.plan.batch_size["joint"], objective=objective)
     if result.finished:
         run.save_part("joint", joint)
+    return result.finished
+
+
+def stage_image_prior(run: Run, pipeline) -> bool:
+    """The diffusion prior from the trained joint model's latent to the image embedding."""
+    joint = run.part("joint", pipeline.joint)
+    if not getattr(joint, "is_trained", True):
+        raise ValueError("Train the joint model first (stage joint).")
+    embeddings, present = joint_inputs(run, joint.modalities)
+    masks = {m: present[i] > 0 for i, m in enumerate(joint.modalities)}
+    conditions, targets = prior_training_pairs(joint, embeddings, masks, "image")
+    prior = run.part("image_prior", pipeline.image_prior)
+    result = train_embedding_prior(prior, conditions, targets, run.stage_config("image_prior"), batch_size=run.plan.batch_size["image_prior"])
+    if result.finished:
+        run.save_part("image_prior", prior)
     return result.finished
 
 
@@ -245,12 +273,40 @@ def stage_export(run: Run, pipeline, target: Path) -> None:
     for name, component in list(pipeline.components.items()):
         if component is not None and (run.parts / name).is_dir():
             setattr(pipeline, name, run.part(name, component))
+    if not (run.parts / "image_prior").is_dir():
+        pipeline.image_prior = None  # optional: without it, images come from the joint model's decoded mean
     for name, component in pipeline.components.items():
         if isinstance(component, torch.nn.Module) and (run.parts / name).is_dir():
             component.to(torch.float16)  # shipped weights stay small; loading casts back to fp32
-    pipeline.register_to_config(default_guidance={**pipeline.config.default_guidance, **run.plan.guidance})
+    guidance = dict(run.plan.guidance)
+    pipeline.register_to_config(prior_guidance=guidance.pop("prior", pipeline.config.prior_guidance))
+    pipeline.register_to_config(default_guidance={**pipeline.config.default_guidance, **guidance})
     pipeline.register_to_config(weights_version=f"trained-{time.strftime('%Y%m%d')}-{weights_digest(pipeline)}")
     pipeline.save_pretrained(target)
+
+
+LEARNED_PARTS = ("audio_encoder", "joint", "image_prior", "image_vae", "image_unet", "image_condition", "audio_unet", "audio_condition", "caption_decoder")
+
+
+def import_parts(run: Run, source: Path) -> list[str]:
+    """Copies the trained parts of a saved studio (an export, fp16 or not) into the run's parts,
+    in fp32, where the run has none of its own yet, so that later stages and the evaluation build
+    on them without training them again; with the sound encoder comes the ``audio`` cache of the
+    run's log-mels. Returns the parts imported."""
+    from ..pipelines.build import load_studio_pipeline
+
+    studio = load_studio_pipeline(source)
+    imported = []
+    for name in LEARNED_PARTS:
+        component = getattr(studio, name, None)
+        if component is None or not getattr(component, "is_trained", False) or (run.parts / name).is_dir():
+            continue
+        run.save_part(name, component.to(torch.float32))
+        imported.append(name)
+        logger.info("imported %s from %s", name, source)
+    if "audio_encoder" in imported and (run.cache / "embeddings.safetensors").is_file():
+        save_sound_embeddings(run, studio.audio_encoder, run.tensors("embeddings")["mels"])
+    return imported
 
 
 def weights_digest(pipeline) -> str:
@@ -283,7 +339,7 @@ def run_stage(stage: str, run: Run, export_to: Path | None = None) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="studio-train", description="Train the embedded preset in resumable stages.")
-    parser.add_argument("stage", choices=[*STAGES, "all"], help="the stage to run (or all, in order)")
+    parser.add_argument("stage", choices=[*STAGES, "all", "import"], help="the stage to run (all: every one, in order; import: seed the run's parts from --from-studio)")
     parser.add_argument("--corpus", type=Path, required=True, help="a corpus folder built by studio-data")
     parser.add_argument("--run", type=Path, default=Path("runs/embedded"), help="where caches, checkpoints and parts go")
     parser.add_argument("--size", default="embedded", help="part sizes (embedded or tiny)")
@@ -291,8 +347,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=json.loads, default=None, help='JSON overrides of step budgets, e.g. \'{"joint": 100}\'')
     parser.add_argument("--batch-size", type=json.loads, default=None, help='JSON overrides of batch sizes, e.g. \'{"caption": 32}\'')
     parser.add_argument("--joint-objective", type=json.loads, default=None, help='JSON overrides of the joint objective, e.g. \'{"beta": 1.0}\'')
-    parser.add_argument("--guidance", type=json.loads, default=None, help='JSON overrides of the exported default guidance, e.g. \'{"image": 5.0}\'')
+    parser.add_argument("--guidance", type=json.loads, default=None, help='JSON overrides of the exported default guidance ("prior": the image prior\'s), e.g. \'{"image": 5.0}\'')
     parser.add_argument("--export-to", type=Path, default=None, help="with export: the studio folder to write")
+    parser.add_argument("--from-studio", type=Path, default=None, help="with import: a saved studio (e.g. assets/embedded) whose trained parts the run lacks")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     # budgets and objective accumulate in the run's plan.json: an override given once holds for later calls
@@ -306,13 +363,19 @@ def main(argv: list[str] | None = None) -> None:
         plan.joint_objective.update(args.joint_objective)
     if args.guidance:
         if not isinstance(args.guidance, dict) or not all(
-            key in ("image", "audio") and isinstance(value, (int, float)) and 0 <= value <= 20 for key, value in args.guidance.items()
+            key in ("image", "audio", "prior") and isinstance(value, (int, float)) and 0 <= value <= 20 for key, value in args.guidance.items()
         ):
-            parser.error('--guidance takes numbers from 0 to 20 for "image" and "audio", e.g. \'{"image": 5.0}\'.')
+            parser.error('--guidance takes numbers from 0 to 20 for "image", "audio" and "prior", e.g. \'{"image": 5.0}\'.')
         plan.guidance.update({key: float(value) for key, value in args.guidance.items()})
     run = Run(args.corpus, args.run, plan)
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / "plan.json").write_text(json.dumps(asdict(plan), indent=2))
+    if args.stage == "import":
+        if args.from_studio is None:
+            parser.error("import needs --from-studio, a saved studio folder.")
+        imported = import_parts(run, args.from_studio)
+        print(f"imported: {', '.join(imported) or 'nothing (the run has its own parts)'}")
+        return
     for stage in STAGES if args.stage == "all" else [args.stage]:
         if not run_stage(stage, run, args.export_to):
             # exit 3: the stage stopped on its time budget; run the same command again to go on
