@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from core.data.manifest import Item
-from core.evaluation.baselines import BASELINES, Budget, train_baseline, train_baselines
+from core.evaluation.baselines import BASELINES, Budget, folder_name, train_baseline, train_baselines
 from core.evaluation.classification import classification_table
 from core.evaluation.coherence import Judge, sound_features
 from core.evaluation.dataset import EvalSplit
@@ -471,9 +471,9 @@ def test_studio_eval_quick_runs_end_to_end_on_a_tiny_run(tmp_path, one_thread):
 
     corpus, run = tmp_path / "corpus", tmp_path / "run"
     split_corpus(corpus)
-    steps = json.dumps({"sound_encoder": 2, "joint": 4})
+    steps = json.dumps({"sound_encoder": 2, "joint": 4, "image_prior": 3})
     common = ["--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--steps", steps]
-    for stage in ("embeddings", "sound_encoder", "joint"):
+    for stage in ("embeddings", "sound_encoder", "joint", "image_prior"):
         studio_train([stage, *common])
     studio_train(["export", *common, "--export-to", str(tmp_path / "studio")])
 
@@ -503,6 +503,11 @@ def test_studio_eval_quick_runs_end_to_end_on_a_tiny_run(tmp_path, one_thread):
     for name in ("report.md", "averages.png", "noise.png", "samples.png"):
         assert (out / name).is_file(), name
     assert (work / "heldout.safetensors").is_file() and (work / "baselines" / "mopoe" / "model" / "config.json").is_file()
+    # the studio draws images through its prior, so every latent baseline gets one of the same sizes and budget
+    for name in BASELINES:
+        assert json.loads((work / "baselines" / folder_name(name) / "image_prior" / "trained.json").read_text())["steps"] == 3
+        assert "diffusion prior" in report["methods"][name]
+    assert "diffusion prior" in report["methods"]["proposed"] and "diffusion prior" not in report["methods"]["label bridge"]
     # floors can be the exit status
     assert studio_eval([*arguments, "--fail-on-floors", "--skip-generation"]) == 1  # generation floors unmeasured
 
@@ -676,3 +681,41 @@ def test_the_choice_over_folds_counts_every_folds_misses_then_margins():
     folds[1]["scores"]["c"]["missed"] = ["a floor"] * 4  # c now misses 6; b and d tie at 5: the margin decides
     assert combine(folds)["chosen"] == "d"
     assert "**d**" in combined_markdown(combine(folds)) and combined["validation_seeds"] == [1, 2]
+
+
+@pytest.mark.slow
+def test_the_prior_is_compared_with_the_decoded_mean_on_a_validation_fold(tmp_path, one_thread):
+    from core.evaluation.prior_choice import main as choose_prior
+    from core.evaluation.selection import validation_split
+    from core.training.stages import main as studio_train
+
+    corpus, run = tmp_path / "corpus", tmp_path / "run"
+    split_corpus(corpus)
+    common = ["--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--steps", json.dumps({"sound_encoder": 2, "joint": 4, "image_prior": 3})]
+    for stage in ("embeddings", "sound_encoder", "joint"):
+        studio_train([stage, *common])
+    studio_train(["export", *common, "--export-to", str(tmp_path / "studio")])  # no prior yet: the studio's sizes are used
+    arguments = ["--corpus", str(corpus), "--run", str(run), "--studio", str(tmp_path / "studio"), "--out", str(tmp_path / "out"),
+                 "--values", "1,3", "--prompts", "4"]
+    assert choose_prior(arguments) == 0
+    comparison = json.loads((tmp_path / "out" / "prior.json").read_text())
+    assert [r["variant"] for r in comparison["results"]] == ["decoded mean", "prior, guidance 1", "prior, guidance 3"]
+    best = max(comparison["results"], key=lambda r: (r["concept"], r["category"], -(r["fidelity"] or float("inf"))))
+    assert comparison["chosen"] == best["variant"] and f"**{best['variant']}**" in (tmp_path / "out" / "prior.md").read_text()
+    # the fold's prior never saw the validation items it is judged on
+    from core.evaluation.dataset import load_train_split
+    from core.training.prior import prior_training_pairs
+
+    train = load_train_split(run, corpus, None)
+    fit, validation = validation_split(train)
+    assert comparison["fit_items"] == len(fit) and comparison["validation_items"] == len(validation) > 0
+    assert json.loads((run / "eval" / "prior_fold" / "image_prior" / "trained.json").read_text())["pairs"] == len(
+        prior_training_pairs(core_joint(tmp_path / "studio"), fit.embeddings, fit.present, "image")[1])
+    with pytest.raises(SystemExit):
+        choose_prior([*arguments[:-4], "--values", "-1"])
+
+
+def core_joint(studio_folder):
+    from core import load_studio
+
+    return load_studio(studio_folder).pipeline.joint
