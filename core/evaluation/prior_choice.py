@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     add_training_item_arguments(parser, "prior.json and .md")
     parser.add_argument("--values", default=",".join(f"{v:g}" for v in VALUES), help="comma-separated prior guidance values (default: %(default)s)")
     parser.add_argument("--prompts", type=int, default=160, help="validation captions (default: %(default)s)")
+    parser.add_argument("--prior-steps", type=int, default=None, help="the fold prior's training steps (default: the run's image_prior budget)")
     args = parser.parse_args(argv)
     try:
         values = [float(v) for v in args.values.split(",")]
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
     plan = TrainPlan.of_run(args.run)
     comparison = compare_prior(pipeline, train, args.run / "eval" / "prior_fold", values, args.prompts,
-                               plan.steps["image_prior"], plan.batch_size["image_prior"])
+                               args.prior_steps or plan.steps["image_prior"], plan.batch_size["image_prior"])
     comparison["weights_version"] = pipeline.config.weights_version
     out = args.out or resolve_preset(args.studio) / "eval"
     out.mkdir(parents=True, exist_ok=True)

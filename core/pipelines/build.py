@@ -39,7 +39,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "audio_unet": {"sample_size": (40, 88), "in_channels": 4, "out_channels": 4, "block_out_channels": (32, 64, 96, 128)},
         "audio_condition": {"num_tokens": 4, "token_dim": 256},
         "caption_decoder": {"n_layer": 4, "n_embd": 192, "n_head": 4, "prefix_length": 6},
-        "image_prior": {"components": 128, "hidden_dim": 256, "num_layers": 4},
+        "image_prior": {"components": 128, "hidden_dim": 192, "num_layers": 4},
     },
     "tiny": {
         "audio_encoder": {"block_channels": (4, 8), "embed_dim": 384},  # the text space it aligns with
