@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from core.data.manifest import Item
-from core.evaluation.baselines import BASELINES, Budget, folder_name, train_baseline, train_baselines
+from core.evaluation.baselines import (
+    BASELINES,
+    Budget,
+    folder_name,
+    train_baseline,
+    train_baselines,
+)
 from core.evaluation.classification import classification_table
 from core.evaluation.coherence import Judge, sound_features
 from core.evaluation.dataset import EvalSplit
