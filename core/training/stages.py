@@ -1,6 +1,8 @@
 """``studio-train``: the embedded preset's training, as resumable stages over a built corpus.
 
-    embeddings → sound_encoder → joint → image_prior → image_autoencoder → image_diffusion → sound_diffusion → caption → export
+    embeddings → sound_encoder → joint → [image_prior] → image_autoencoder → image_diffusion → sound_diffusion → caption → export
+
+(``image_prior`` is optional: ``all`` leaves it out, see ``OPTIONAL_STAGES``.)
 
 Each stage reads the corpus (``studio-data``) or the cache of the stages before it, trains one
 part with ``StageRunner`` (checkpoints every few hundred steps, resumes from the newest, stops
@@ -41,6 +43,10 @@ from .sound_encoder import train_sound_encoder
 logger = logging.getLogger(__name__)
 
 STAGES = ("embeddings", "sound_encoder", "joint", "image_prior", "image_autoencoder", "image_diffusion", "sound_diffusion", "caption", "export")
+# run by name only, never by ``all``: the shipped studio draws images from the decoded mean, which
+# beat the prior on a validation fold (core.evaluation.prior_choice); an exported run that trained
+# the prior ships it, and the studio then draws through it
+OPTIONAL_STAGES = ("image_prior",)
 CLIP_FRAMES = 172  # 2 s at 22050 Hz, hop 256
 
 
@@ -339,7 +345,7 @@ def run_stage(stage: str, run: Run, export_to: Path | None = None) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="studio-train", description="Train the embedded preset in resumable stages.")
-    parser.add_argument("stage", choices=[*STAGES, "all", "import"], help="the stage to run (all: every one, in order; import: seed the run's parts from --from-studio)")
+    parser.add_argument("stage", choices=[*STAGES, "all", "import"], help="the stage to run (all: every one in order but the optional image_prior; import: seed the run's parts from --from-studio)")
     parser.add_argument("--corpus", type=Path, required=True, help="a corpus folder built by studio-data")
     parser.add_argument("--run", type=Path, default=Path("runs/embedded"), help="where caches, checkpoints and parts go")
     parser.add_argument("--size", default="embedded", help="part sizes (embedded or tiny)")
@@ -376,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
         imported = import_parts(run, args.from_studio)
         print(f"imported: {', '.join(imported) or 'nothing (the run has its own parts)'}")
         return
-    for stage in STAGES if args.stage == "all" else [args.stage]:
+    for stage in [s for s in STAGES if s not in OPTIONAL_STAGES] if args.stage == "all" else [args.stage]:
         if not run_stage(stage, run, args.export_to):
             # exit 3: the stage stopped on its time budget; run the same command again to go on
             raise SystemExit(3)
