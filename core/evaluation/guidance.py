@@ -97,12 +97,28 @@ def markdown(sweep: dict) -> str:
         "| guidance | concept coherence | category coherence | Fréchet distance | seconds |",
         "|---|---|---|---|---|",
     ]
-    for r in sweep["results"]:
-        bold = "**" if r["guidance"] == sweep["chosen"] else ""
-        lines.append(f"| {bold}{r['guidance']:g}{bold} | {fmt(r['concept'])} | {fmt(r['category'])} | {fmt(r['fidelity'])} | {r['seconds']:.0f} |")
-    lines += ["", f"Chosen: **{sweep['chosen']:g}** (highest concept coherence, then category coherence, then the lower Fréchet distance).",
-              f"One prompt moves a coherence column by 1/{sweep['prompts']}."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + choice_lines([f"{r['guidance']:g}" for r in sweep["results"]], sweep["results"], f"{sweep['chosen']:g}", sweep["prompts"])) + "\n"
+
+
+def choice_lines(labels: Sequence[str], results: Sequence[dict], chosen: str, prompts: int) -> list[str]:
+    """The rows of a choice's table (the chosen label in bold) and the line saying how it was chosen."""
+    lines = []
+    for label, r in zip(labels, results, strict=True):
+        bold = "**" if label == chosen else ""
+        lines.append(f"| {bold}{label}{bold} | {fmt(r['concept'])} | {fmt(r['category'])} | {fmt(r['fidelity'])} | {r['seconds']:.0f} |")
+    return lines + ["", f"Chosen: **{chosen}** (highest concept coherence, then category coherence, then the lower Fréchet distance).",
+                    f"One prompt moves a coherence column by 1/{prompts}."]
+
+
+def parse_values(parser: argparse.ArgumentParser, text: str, highest: float) -> list[float]:
+    """``--values``: comma-separated numbers from 0 to ``highest`` (a parser error otherwise)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        parser.error(f"--values takes comma-separated numbers, not {text!r}.")
+    if not values or any(not 0 <= v <= highest for v in values):
+        parser.error(f"--values takes numbers from 0 to {highest:g}.")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,12 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=160, help="training prompts (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
     args = parser.parse_args(argv)
-    try:
-        values = [float(v) for v in args.values.split(",")]
-    except ValueError:
-        parser.error(f"--values takes comma-separated numbers, not {args.values!r}.")
-    if not values or any(not 0 <= v <= 50 for v in values):
-        parser.error("--values takes numbers from 0 to 50.")
+    values = parse_values(parser, args.values, 50)
     output = "audio" if args.output == "sound" else "image"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio

@@ -41,6 +41,7 @@ from .generation import (
     judge_keys,
     real_features,
 )
+from .guidance import choice_lines, parse_values
 from .methods import LatentModelMethod
 from .report import fmt
 from .selection import validation_split
@@ -96,12 +97,8 @@ def markdown(comparison: dict) -> str:
         "| variant | concept coherence | category coherence | Fréchet distance | seconds |",
         "|---|---|---|---|---|",
     ]
-    for r in comparison["results"]:
-        bold = "**" if r["variant"] == comparison["chosen"] else ""
-        lines.append(f"| {bold}{r['variant']}{bold} | {fmt(r['concept'])} | {fmt(r['category'])} | {fmt(r['fidelity'])} | {r['seconds']:.0f} |")
-    lines += ["", f"Chosen: **{comparison['chosen']}** (highest concept coherence, then category coherence, then the lower Fréchet distance).",
-              f"One prompt moves a coherence column by 1/{comparison['prompts']}."]
-    return "\n".join(lines) + "\n"
+    results = comparison["results"]
+    return "\n".join(lines + choice_lines([r["variant"] for r in results], results, comparison["chosen"], comparison["prompts"])) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,12 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=160, help="validation captions (default: %(default)s)")
     parser.add_argument("--prior-steps", type=int, default=None, help="the fold prior's training steps (default: the run's image_prior budget)")
     args = parser.parse_args(argv)
-    try:
-        values = [float(v) for v in args.values.split(",")]
-    except ValueError:
-        parser.error(f"--values takes comma-separated numbers, not {args.values!r}.")
-    if any(not 0 <= v <= 20 for v in values):
-        parser.error("--values takes numbers from 0 to 20.")
+    values = parse_values(parser, args.values, 20)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio
     from ..studio import resolve_preset

@@ -107,9 +107,19 @@ def train_diffusion_decoder(
     unet.train()
     projector.train()
 
+    result = run_averaged(runner, loader, parameters, optimizer, average, lambda batch: diffusion_loss(unet, projector, scheduler, *batch, drop_probability))
+    unet.eval()
+    projector.eval()
+    return result
+
+
+def run_averaged(runner: StageRunner, loader, parameters: list, optimizer, average: EMAModel, loss_of) -> StageResult:
+    """``runner.run`` with one optimiser step on ``loss_of(batch)`` per batch (gradients clipped
+    to norm 1) and the moving average stepped after it; once the budget is reached the
+    ``parameters`` hold their average."""
+
     def step(batch, index: int) -> dict[str, float]:
-        x, e = batch
-        loss = diffusion_loss(unet, projector, scheduler, x, e, drop_probability)
+        loss = loss_of(batch)
         optimizer.zero_grad(set_to_none=True)
         runner.backward(loss)
         runner.accelerator.clip_grad_norm_(parameters, 1.0)
@@ -120,6 +130,4 @@ def train_diffusion_decoder(
     result = runner.run(loader, step)
     if result.finished:
         average.copy_to(parameters)
-    unet.eval()
-    projector.eval()
     return result

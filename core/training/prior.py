@@ -16,6 +16,7 @@ from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..decoders.embedding_prior import EmbeddingPrior
+from .diffusion import run_averaged
 from .loop import StageConfig, StageResult, StageRunner
 
 CHUNK = 1024
@@ -75,18 +76,6 @@ def train_embedding_prior(
     generator = torch.Generator(device=runner.device).manual_seed(config.seed + 1)
     prepared.train()
 
-    def step(batch, index: int) -> dict[str, float]:
-        condition, target = batch
-        loss = prior.loss(target, condition, drop_probability, generator)
-        optimizer.zero_grad(set_to_none=True)
-        runner.backward(loss)
-        runner.accelerator.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        average.step(parameters)
-        return {"loss": loss.item()}
-
-    result = runner.run(loader, step)
-    if result.finished:
-        average.copy_to(parameters)
+    result = run_averaged(runner, loader, parameters, optimizer, average, lambda batch: prior.loss(batch[1], batch[0], drop_probability, generator))
     prior.eval()
     return result
