@@ -154,18 +154,20 @@ class EmbeddingPrior(ModelMixin, ConfigMixin):
     @torch.no_grad()
     def sample(
         self, condition: torch.Tensor, generators: list[torch.Generator], steps: int = 25, guidance: float = 1.0, outside: torch.Tensor | None = None,
+        temperature: float = 1.0,
     ) -> torch.Tensor:
         """One embedding ``[N, D]`` per row of ``condition [N, condition_dim]``, each drawn with its
         own generator (so a row replays on its own), by DDIM with classifier-free ``guidance``.
 
         The draw lies in the components' span; ``outside [N, D]`` (the joint model's decoded mean,
-        say) gives the part of each embedding outside it, which the prior does not model."""
+        say) gives the part of each embedding outside it, which the prior does not model. A
+        ``temperature`` below 1 starts from smaller noise, which draws closer to the modes."""
         if len(generators) != condition.shape[0]:
             raise ValueError(f"{condition.shape[0]} conditions but {len(generators)} generators.")
         if steps < 1:
             raise ValueError(f"The prior needs at least one step, got {steps}.")
         count, components = condition.shape[0], self.config.components
-        coordinates = torch.stack([torch.randn(components, generator=g) for g in generators]).to(self.device, self.dtype)
+        coordinates = temperature * torch.stack([torch.randn(components, generator=g) for g in generators]).to(self.device, self.dtype)
         scheduler = DDIMScheduler.from_config(self.noise_schedule().config)
         scheduler.set_timesteps(steps, device=self.device)
         condition = condition.to(self.device, self.dtype)

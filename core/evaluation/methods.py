@@ -38,10 +38,13 @@ class LatentModelMethod(Method):
     draws from its diffusion prior where it has one for the output (``priors``, output → prior;
     row i drawn from seed ``seed + i``, as the studio draws output i)."""
 
-    def __init__(self, name: str, model, description: str = "", priors: Mapping | None = None, prior_steps: int = 25, prior_guidance: float = 1.0, seed: int = 0):
+    def __init__(
+        self, name: str, model, description: str = "", priors: Mapping | None = None, prior_steps: int = 25, prior_guidance: float = 1.0,
+        seed: int = 0, prior_temperature: float = 1.0,
+    ):
         self.name, self.model, self.description = name, model.eval(), description
         self.priors = {target: prior.eval() for target, prior in (priors or {}).items()}
-        self.prior_steps, self.prior_guidance, self.seed = prior_steps, prior_guidance, seed
+        self.prior_steps, self.prior_guidance, self.prior_temperature, self.seed = prior_steps, prior_guidance, prior_temperature, seed
 
     @torch.no_grad()
     def encode(self, embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -58,7 +61,9 @@ class LatentModelMethod(Method):
         if target in self.priors:  # as the studio draws: the decoded mean outside the prior's components
             prior = self.priors[target]
             generators = prior_generators([self.seed + i for i in range(len(z))])
-            decoded = prior.sample(z.to(prior.device, prior.dtype), generators, self.prior_steps, self.prior_guidance, outside=decoded)
+            decoded = prior.sample(
+                z.to(prior.device, prior.dtype), generators, self.prior_steps, self.prior_guidance, outside=decoded, temperature=self.prior_temperature,
+            )
         return decoded.float().cpu()
 
 

@@ -51,7 +51,9 @@ logger = logging.getLogger(__name__)
 VALUES = (1.0, 2.0, 4.0)
 
 
-def compare_prior(pipeline, train, work, values=VALUES, prompts: int = 160, steps: int = 4000, batch_size: int = 256, seed: int = 0) -> dict:
+def compare_prior(
+    pipeline, train, work, values=VALUES, prompts: int = 160, steps: int = 4000, batch_size: int = 256, seed: int = 0, temperature: float = 1.0,
+) -> dict:
     """The decoded mean against the fold's prior at each guidance value, on validation captions."""
     from ..decoders.embedding_prior import EmbeddingPrior
     from ..pipelines.build import SIZES
@@ -66,8 +68,9 @@ def compare_prior(pipeline, train, work, values=VALUES, prompts: int = 160, step
     concepts, categories, keys = validation.labels("concept", rows), validation.labels("category", rows), judge_keys(validation, "image", rows)
     reference = real_features(train, "image", fidelity_reference(train, "image", torch.tensor([], dtype=torch.long)))
     variants = [("decoded mean", None, LatentModelMethod(PROPOSED, pipeline.joint, seed=seed))]
-    variants += [(f"prior, guidance {value:g}", value, LatentModelMethod(PROPOSED, pipeline.joint, priors={"image": prior},
-                  prior_steps=pipeline.config.prior_steps, prior_guidance=value, seed=seed)) for value in values]
+    drawn = "prior" if temperature == 1 else f"prior at temperature {temperature:g}"
+    variants += [(f"{drawn}, guidance {value:g}", value, LatentModelMethod(PROPOSED, pipeline.joint, priors={"image": prior},
+                  prior_steps=pipeline.config.prior_steps, prior_guidance=value, seed=seed, prior_temperature=temperature)) for value in values]
     results = []
     for name, value, method in variants:
         start = time.perf_counter()
@@ -79,7 +82,7 @@ def compare_prior(pipeline, train, work, values=VALUES, prompts: int = 160, step
     best = max(results, key=lambda r: (r["concept"], r["category"], -(r["fidelity"] if r["fidelity"] is not None else float("inf"))))
     return {
         "chosen": best["variant"], "chosen_guidance": best["prior_guidance"], "results": results, "prompts": len(rows),
-        "fit_items": len(fit), "validation_items": len(validation), "prior_steps": steps, "seed": seed,
+        "fit_items": len(fit), "validation_items": len(validation), "prior_steps": steps, "seed": seed, "temperature": temperature,
         "image_guidance": pipeline.resolve_defaults("image", None, None)[1], "chance": judge.chance(concepts, categories, keys),
     }
 
@@ -107,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--values", default=",".join(f"{v:g}" for v in VALUES), help="comma-separated prior guidance values (default: %(default)s)")
     parser.add_argument("--prompts", type=int, default=160, help="validation captions (default: %(default)s)")
     parser.add_argument("--prior-steps", type=int, default=None, help="the fold prior's training steps (default: the run's image_prior budget)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="scale of the prior's starting noise (default: %(default)s)")
     args = parser.parse_args(argv)
     values = parse_values(parser, args.values, 20)
+    if not 0 < args.temperature <= 2:
+        parser.error("--temperature takes a number above 0 and at most 2.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio
     from ..studio import resolve_preset
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
     plan = TrainPlan.of_run(args.run)
     comparison = compare_prior(pipeline, train, args.run / "eval" / "prior_fold", values, args.prompts,
-                               args.prior_steps or plan.steps["image_prior"], plan.batch_size["image_prior"])
+                               args.prior_steps or plan.steps["image_prior"], plan.batch_size["image_prior"], temperature=args.temperature)
     comparison["weights_version"] = pipeline.config.weights_version
     out = args.out or resolve_preset(args.studio) / "eval"
     out.mkdir(parents=True, exist_ok=True)
