@@ -59,6 +59,10 @@ def test_a_trained_prior_draws_from_the_cluster_its_condition_names(tmp_path):
     assert torch.allclose((completed - prior.embedding_mean) @ span, (drawn[:4] - prior.embedding_mean) @ span, atol=1e-4)
     rest = lambda e: (e - prior.embedding_mean) - (e - prior.embedding_mean) @ span  # noqa: E731
     assert torch.allclose(rest(completed), rest(outside), atol=1e-4)
+    # smaller starting noise draws closer to the cluster the condition names
+    cool = prior.sample(asked, prior_generators(range(32)), steps=20, temperature=0.1)
+    named = centres[asked.argmax(1)]
+    assert (cool - named).norm(dim=1).mean() < (drawn - named).norm(dim=1).mean()
     with pytest.raises(ValueError, match="generators"):
         prior.sample(asked[:4], prior_generators(range(3)))
     # a resumed call at its budget trains no further and keeps the fitted basis

