@@ -44,7 +44,7 @@ from .generation import (
 from .guidance import choice_lines, parse_values
 from .methods import LatentModelMethod
 from .report import fmt
-from .selection import validation_split
+from .selection import VALIDATION_SEED, validation_split
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +53,13 @@ VALUES = (1.0, 2.0, 4.0)
 
 def compare_prior(
     pipeline, train, work, values=VALUES, prompts: int = 160, steps: int = 4000, batch_size: int = 256, seed: int = 0, temperature: float = 1.0,
+    validation_seed: int = VALIDATION_SEED,
 ) -> dict:
     """The decoded mean against the fold's prior at each guidance value, on validation captions."""
     from ..decoders.embedding_prior import EmbeddingPrior
     from ..pipelines.build import SIZES
 
-    fit, validation = validation_split(train)
+    fit, validation = validation_split(train, seed=validation_seed)
     template = pipeline.image_prior or EmbeddingPrior(
         embed_dim=pipeline.image_encoder.embed_dim, condition_dim=pipeline.joint.config.latent_dim, **SIZES["embedded"]["image_prior"],
     )
@@ -83,6 +84,7 @@ def compare_prior(
     return {
         "chosen": best["variant"], "chosen_guidance": best["prior_guidance"], "results": results, "prompts": len(rows),
         "fit_items": len(fit), "validation_items": len(validation), "prior_steps": steps, "seed": seed, "temperature": temperature,
+        "validation_seed": validation_seed,
         "image_guidance": pipeline.resolve_defaults("image", None, None)[1], "chance": judge.chance(concepts, categories, keys),
     }
 
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--values", default=",".join(f"{v:g}" for v in VALUES), help="comma-separated prior guidance values (default: %(default)s)")
     parser.add_argument("--prompts", type=int, default=160, help="validation captions (default: %(default)s)")
     parser.add_argument("--prior-steps", type=int, default=None, help="the fold prior's training steps (default: the run's image_prior budget)")
+    parser.add_argument("--validation-seed", type=int, default=VALIDATION_SEED, help="the fold (default: %(default)s, the selection's first)")
     parser.add_argument("--temperature", type=float, default=1.0, help="scale of the prior's starting noise (default: %(default)s)")
     args = parser.parse_args(argv)
     values = parse_values(parser, args.values, 20)
@@ -123,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = load_studio(args.studio).pipeline
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
     plan = TrainPlan.of_run(args.run)
-    comparison = compare_prior(pipeline, train, args.run / "eval" / "prior_fold", values, args.prompts,
-                               args.prior_steps or plan.steps["image_prior"], plan.batch_size["image_prior"], temperature=args.temperature)
+    fold = "prior_fold" if args.validation_seed == VALIDATION_SEED else f"prior_fold{args.validation_seed}"
+    comparison = compare_prior(pipeline, train, args.run / "eval" / fold, values, args.prompts, args.prior_steps or plan.steps["image_prior"],
+                               plan.batch_size["image_prior"], temperature=args.temperature, validation_seed=args.validation_seed)
     comparison["weights_version"] = pipeline.config.weights_version
     out = args.out or resolve_preset(args.studio) / "eval"
     out.mkdir(parents=True, exist_ok=True)
