@@ -104,6 +104,9 @@ def test_the_pipeline_draws_images_through_a_trained_prior_and_replays(tiny_stud
         assert torch.equal(drawn, pipeline.predict_embedding(z, "image", [0, 1, 2]))
         assert torch.equal(drawn[1:], pipeline.predict_embedding(z[1:], "image", [1, 2]))  # each row replays on its own
         assert torch.allclose(pipeline.predict_embedding(z, "audio", [0, 1, 2]), pipeline.joint.decode(z, "audio"))  # images only
+        pipeline.register_to_config(prior_temperature=0.5)  # the studio's setting reaches the draw
+        assert not torch.allclose(pipeline.predict_embedding(z, "image", [0, 1, 2]), drawn)
+        pipeline.register_to_config(prior_temperature=1.0)
         first = tiny_studio.generate("image", text="a red circle", steps=2, seed=5)
         second = tiny_studio.generate("image", text="a red circle", steps=2, seed=5)
         assert first.outputs[0].tobytes() == second.outputs[0].tobytes()

@@ -61,16 +61,21 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
 
     main(["joint", *common, "--joint-objective", '{"input_noise": 1.5}'])
     # a call without overrides keeps the budgets and objective the run's plan.json holds
-    main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--export-to", str(tmp_path / "studio"), "--guidance", '{"image": 6.5, "prior": 1.5}'])
+    main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--export-to", str(tmp_path / "studio"), "--guidance", '{"image": 6.5}',
+          "--prior-sampling", '{"guidance": 1.5, "temperature": 0.5}'])
     plan = json.loads((run / "plan.json").read_text())
     assert plan["steps"]["caption"] == 2 and plan["joint_objective"]["input_noise"] == 1.5
     studio = load_studio(tmp_path / "studio")
     assert studio.pipeline.config.default_guidance == {"image": 6.5, "audio": 5.0, "caption": 1.0}  # the plan's guidance, exported
-    assert studio.pipeline.config.prior_guidance == 1.5 and studio.pipeline.image_prior.is_trained
+    assert studio.pipeline.config.prior_guidance == 1.5 and studio.pipeline.config.prior_temperature == 0.5
+    assert studio.pipeline.image_prior.is_trained
     assert studio.generate("image", text="a red circle", steps=2).recipe["guidance"] == 6.5
-    for wrong in ('{"image": "high"}', '{"picture": 5}', '{"image": -1}'):
+    for wrong in ('{"image": "high"}', '{"picture": 5}', '{"image": -1}', '{"prior": 1}'):
         with pytest.raises(SystemExit):
             main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--guidance", wrong])
+    for wrong in ('{"temperature": 0}', '{"steps": 5}', '[1]'):
+        with pytest.raises(SystemExit):
+            main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--prior-sampling", wrong])
     assert studio.is_trained and studio.weights_version.startswith("trained-")
     assert re.fullmatch(r"trained-\d{8}-[0-9a-f]{8}", studio.weights_version)
     from safetensors import safe_open

@@ -126,7 +126,8 @@ def evaluate(options: EvalOptions) -> dict:
     from ..training.stages import TrainPlan
 
     priors = image_priors(pipeline, trained, train, options)
-    sampling = {"prior_steps": pipeline.config.prior_steps, "prior_guidance": pipeline.config.prior_guidance, "seed": options.seed}
+    config = pipeline.config
+    sampling = {"prior_steps": config.prior_steps, "prior_guidance": config.prior_guidance, "prior_temperature": config.prior_temperature, "seed": options.seed}
     description = proposed_description(TrainPlan.of_run(options.run).joint_objective)
     methods = [studio_method(PROPOSED, pipeline, description + PRIOR_NOTE * bool(priors), options.seed)]
     methods += [LatentModelMethod(name, model, BASELINES[name] + PRIOR_NOTE * (name in priors), priors.get(name), **sampling) for name, (model, _) in trained.items()]

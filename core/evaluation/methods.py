@@ -75,8 +75,9 @@ def studio_priors(pipeline) -> dict:
 
 def studio_method(name: str, pipeline, description: str = "", seed: int = 0) -> LatentModelMethod:
     """The studio's joint model as a method, drawing images through its prior as the studio does."""
+    config = pipeline.config
     return LatentModelMethod(
-        name, pipeline.joint, description, studio_priors(pipeline), pipeline.config.prior_steps, pipeline.config.prior_guidance, seed,
+        name, pipeline.joint, description, studio_priors(pipeline), config.prior_steps, config.prior_guidance, seed, config.prior_temperature,
     )
 
 

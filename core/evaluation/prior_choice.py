@@ -13,8 +13,9 @@ decoded mean, so a prior that wins here wins despite it.
 
     python -m core.evaluation.prior_choice --corpus C --run R [--values 1,2,4]
 
-writes ``prior.json`` and ``prior.md`` beside the report; ``studio-train export --guidance
-'{"prior": G}'`` sets the chosen guidance (the prior is exported when the run has one).
+writes ``prior.json`` and ``prior.md`` beside the report; ``studio-train export --prior-sampling
+'{"guidance": G, "temperature": T}'`` sets how the exported studio draws from the prior (which
+is exported when the run trained one: ``studio-train image_prior``).
 """
 
 from __future__ import annotations

@@ -142,6 +142,7 @@ class StudioPipeline(DiffusionPipeline):
         default_guidance: dict | None = None,
         prior_steps: int = 25,
         prior_guidance: float = 1.0,
+        prior_temperature: float = 1.0,
     ):
         super().__init__()
         self.register_modules(
@@ -172,6 +173,7 @@ class StudioPipeline(DiffusionPipeline):
             default_guidance=default_guidance or {"image": 3.0, "audio": 3.0, "caption": 1.0},
             prior_steps=prior_steps,
             prior_guidance=prior_guidance,
+            prior_temperature=prior_temperature,
         )
         self._vocoder: Vocoder | None = None
 
@@ -336,7 +338,8 @@ class StudioPipeline(DiffusionPipeline):
         decoded = self.joint.decode(z, target)
         if target == "image" and self.image_prior is not None and getattr(self.image_prior, "is_trained", True):
             generators = prior_generators(seeds)
-            return self.image_prior.sample(z, generators, self.config.prior_steps, self.config.prior_guidance, outside=decoded)
+            config = self.config
+            return self.image_prior.sample(z, generators, config.prior_steps, config.prior_guidance, outside=decoded, temperature=config.prior_temperature)
         return decoded
 
     @torch.no_grad()

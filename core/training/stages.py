@@ -71,6 +71,8 @@ class TrainPlan:
     joint_objective: dict[str, float] = field(default_factory=lambda: {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0, "clean_alignment": True})
     # the exported studio's default classifier-free guidance per output, chosen on training prompts by core.evaluation.guidance
     guidance: dict[str, float] = field(default_factory=lambda: {"image": 7.0, "audio": 5.0})
+    # how the exported studio draws from the image prior, where the run trained one (core.evaluation.prior_choice)
+    prior_sampling: dict[str, float] = field(default_factory=lambda: {"guidance": 1.0, "temperature": 1.0})
     mixed_precision: str = "no"
 
     @classmethod
@@ -84,6 +86,7 @@ class TrainPlan:
             plan.batch_size.update(saved.get("batch_size", {}))
             plan.joint_objective = saved.get("joint_objective", {"beta": 1.0, "contrastive": 0.5})  # older runs'
             plan.guidance = saved.get("guidance", {"image": 3.0, "audio": 3.0})  # older runs' exports had the pipeline's 3
+            plan.prior_sampling.update(saved.get("prior_sampling", {}))
         return plan
 
 
@@ -284,9 +287,9 @@ def stage_export(run: Run, pipeline, target: Path) -> None:
     for name, component in pipeline.components.items():
         if isinstance(component, torch.nn.Module) and (run.parts / name).is_dir():
             component.to(torch.float16)  # shipped weights stay small; loading casts back to fp32
-    guidance = dict(run.plan.guidance)
-    pipeline.register_to_config(prior_guidance=guidance.pop("prior", pipeline.config.prior_guidance))
-    pipeline.register_to_config(default_guidance={**pipeline.config.default_guidance, **guidance})
+    sampling = run.plan.prior_sampling
+    pipeline.register_to_config(prior_guidance=float(sampling["guidance"]), prior_temperature=float(sampling["temperature"]))
+    pipeline.register_to_config(default_guidance={**pipeline.config.default_guidance, **run.plan.guidance})
     pipeline.register_to_config(weights_version=f"trained-{time.strftime('%Y%m%d')}-{weights_digest(pipeline)}")
     pipeline.save_pretrained(target)
 
@@ -353,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=json.loads, default=None, help='JSON overrides of step budgets, e.g. \'{"joint": 100}\'')
     parser.add_argument("--batch-size", type=json.loads, default=None, help='JSON overrides of batch sizes, e.g. \'{"caption": 32}\'')
     parser.add_argument("--joint-objective", type=json.loads, default=None, help='JSON overrides of the joint objective, e.g. \'{"beta": 1.0}\'')
-    parser.add_argument("--guidance", type=json.loads, default=None, help='JSON overrides of the exported default guidance ("prior": the image prior\'s), e.g. \'{"image": 5.0}\'')
+    parser.add_argument("--guidance", type=json.loads, default=None, help='JSON overrides of the exported default guidance, e.g. \'{"image": 5.0}\'')
+    parser.add_argument("--prior-sampling", type=json.loads, default=None, help='JSON overrides of how the exported studio draws from the image prior, e.g. \'{"temperature": 0.5}\'')
     parser.add_argument("--export-to", type=Path, default=None, help="with export: the studio folder to write")
     parser.add_argument("--from-studio", type=Path, default=None, help="with import: a saved studio (e.g. assets/embedded) whose trained parts the run lacks")
     args = parser.parse_args(argv)
@@ -369,10 +373,17 @@ def main(argv: list[str] | None = None) -> None:
         plan.joint_objective.update(args.joint_objective)
     if args.guidance:
         if not isinstance(args.guidance, dict) or not all(
-            key in ("image", "audio", "prior") and isinstance(value, (int, float)) and 0 <= value <= 20 for key, value in args.guidance.items()
+            key in ("image", "audio") and isinstance(value, (int, float)) and 0 <= value <= 20 for key, value in args.guidance.items()
         ):
-            parser.error('--guidance takes numbers from 0 to 20 for "image", "audio" and "prior", e.g. \'{"image": 5.0}\'.')
+            parser.error('--guidance takes numbers from 0 to 20 for "image" and "audio", e.g. \'{"image": 5.0}\'.')
         plan.guidance.update({key: float(value) for key, value in args.guidance.items()})
+    if args.prior_sampling:
+        limits = {"guidance": (0, 20), "temperature": (1e-3, 2)}
+        if not isinstance(args.prior_sampling, dict) or not all(
+            key in limits and isinstance(value, (int, float)) and limits[key][0] <= value <= limits[key][1] for key, value in args.prior_sampling.items()
+        ):
+            parser.error('--prior-sampling takes "guidance" (0 to 20) and "temperature" (above 0, at most 2), e.g. \'{"temperature": 0.5}\'.')
+        plan.prior_sampling.update({key: float(value) for key, value in args.prior_sampling.items()})
     run = Run(args.corpus, args.run, plan)
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / "plan.json").write_text(json.dumps(asdict(plan), indent=2))
