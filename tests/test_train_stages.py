@@ -141,3 +141,14 @@ def test_showcase_writes_the_contact_sheet_and_image_to_sound_examples(tmp_path,
         real, _ = soundfile.read(tmp_path / "showcase" / "image_to_sound" / f"{key}.real.wav")
         assert rate == 22050 and len(real) == 44100 and np.isfinite(generated).all() and generated.size > 0
         assert (tmp_path / "showcase" / "image_to_sound" / f"{key}.png").is_file()
+
+
+def test_all_runs_every_stage_in_order_but_the_optional_prior(tmp_path, monkeypatch):
+    from core.training import stages
+
+    ran = []
+    monkeypatch.setattr(stages, "run_stage", lambda stage, run, export_to=None: ran.append(stage) or True)
+    main(["all", "--corpus", str(tmp_path / "corpus"), "--run", str(tmp_path / "run"), "--size", "tiny"])
+    assert ran == [s for s in STAGES if s != "image_prior"]
+    main(["image_prior", "--corpus", str(tmp_path / "corpus"), "--run", str(tmp_path / "run"), "--size", "tiny"])
+    assert ran[-1] == "image_prior"  # by name it runs
