@@ -590,22 +590,17 @@ def test_shipped_weights_meet_the_floors_on_the_quick_subset():
     # (eight prompts on one column cannot tell two methods apart; an untrained or broken model
     # misses by more than that interval); the floors the shipped report misses are listed there.
     regressed = [f for f in missed(result["floors"]) if f.name not in known_misses | unresolved | level and not within(f, 0.10)
-                 and not holds_zero(f)]
+                 and not f.within_noise]
     assert not regressed, "\n".join(f"{f.name}: {f.detail}" for f in regressed)
     assert len(unresolved) <= 3 and len(result["floors"]) == len(full)
-
-
-def holds_zero(floor) -> bool:
-    """Whether a floor's 95% interval of the difference holds zero (None: it has no interval)."""
-    return floor.interval is not None and floor.interval[0] <= 0 <= floor.interval[1]
 
 
 def test_a_quick_miss_within_its_own_interval_is_noise_and_one_below_it_is_not():
     from core.evaluation.floors import Floor
 
-    assert holds_zero(Floor("a", 0.375, 0.5, False, "", (-0.625, 0.375)))
-    assert not holds_zero(Floor("b", 0.1, 0.5, False, "", (-0.5, -0.2)))
-    assert not holds_zero(Floor("c", 0.1, 0.5, False, "", None))  # e.g. coherence ≥ 5x chance: no interval, so it counts
+    assert Floor("a", 0.375, 0.5, False, "", (-0.625, 0.375)).within_noise
+    assert not Floor("b", 0.1, 0.5, False, "", (-0.5, -0.2)).within_noise
+    assert not Floor("c", 0.1, 0.5, False, "", None).within_noise  # e.g. coherence ≥ 5x chance: no interval, so it counts
 
 
 def within(floor, tolerance: float) -> bool:

@@ -32,7 +32,13 @@ from .dataset import load_heldout_split, load_train_split, select_heldout
 from .floors import PROPOSED, check_floors, missed
 from .generation import GenerationSettings, generation_tables
 from .label_bridge import LabelBridge
-from .methods import LabelBridgeMethod, LatentModelMethod, studio_method, studio_priors
+from .methods import (
+    LabelBridgeMethod,
+    LatentModelMethod,
+    prior_sampling,
+    studio_method,
+    studio_priors,
+)
 from .report import write_report
 from .retrieval import missing_retrieval_table, retrieval_table, tuxpaint_table
 from .robustness import NOISE_LEVELS, noisy_classification_table, noisy_retrieval_table
@@ -126,8 +132,7 @@ def evaluate(options: EvalOptions) -> dict:
     from ..training.stages import TrainPlan
 
     priors = image_priors(pipeline, trained, train, options)
-    config = pipeline.config
-    sampling = {"prior_steps": config.prior_steps, "prior_guidance": config.prior_guidance, "prior_temperature": config.prior_temperature, "seed": options.seed}
+    sampling = prior_sampling(pipeline) | {"seed": options.seed}
     description = proposed_description(TrainPlan.of_run(options.run).joint_objective)
     methods = [studio_method(PROPOSED, pipeline, description + PRIOR_NOTE * bool(priors), options.seed)]
     methods += [LatentModelMethod(name, model, BASELINES[name] + PRIOR_NOTE * (name in priors), priors.get(name), **sampling) for name, (model, _) in trained.items()]

@@ -43,6 +43,12 @@ class Floor:
     detail: str
     interval: tuple[float, float] | None = None  # 95% interval of measured − required (see difference_interval)
 
+    @property
+    def within_noise(self) -> bool:
+        """Whether its 95% interval of the difference holds zero: the items cannot tell the two
+        methods apart (False without an interval)."""
+        return self.interval is not None and self.interval[0] <= 0 <= self.interval[1]
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -71,17 +77,15 @@ def table_floors(table: Table, proposed: str) -> list[Floor]:
         ours, theirs = table.average(proposed, columns), table.average(method, columns)
         better = ours >= theirs if table.higher_is_better else ours <= theirs
         relation = "≥" if table.higher_is_better else "≤"
-        interval = difference_interval(table, proposed, method, columns)
+        floor = Floor(f"{table.name}: proposed {relation} {method} (average)", ours, theirs, bool(better), "",
+                      difference_interval(table, proposed, method, columns))
         noise = ""
-        if interval is not None:
-            noise = f"; 95% interval of the difference {interval[0]:+.3f} to {interval[1]:+.3f}"
-            if not better and interval[0] <= 0 <= interval[1]:
+        if floor.interval is not None:
+            noise = f"; 95% interval of the difference {floor.interval[0]:+.3f} to {floor.interval[1]:+.3f}"
+            if not better and floor.within_noise:
                 noise += ", so within the noise of the held-out items"
-        floors.append(Floor(
-            f"{table.name}: proposed {relation} {method} (average)", ours, theirs, bool(better),
-            f"average over {len(columns)} of {len(table.columns)} columns: proposed {ours:.3f}, {method} {theirs:.3f}{noise}",
-            interval,
-        ))
+        floor.detail = f"average over {len(columns)} of {len(table.columns)} columns: proposed {ours:.3f}, {method} {theirs:.3f}{noise}"
+        floors.append(floor)
     return floors
 
 

@@ -73,12 +73,15 @@ def studio_priors(pipeline) -> dict:
     return {"image": prior} if prior is not None and getattr(prior, "is_trained", True) else {}
 
 
+def prior_sampling(pipeline) -> dict:
+    """How the studio draws from its prior, as ``LatentModelMethod`` keywords."""
+    config = pipeline.config
+    return {"prior_steps": config.prior_steps, "prior_guidance": config.prior_guidance, "prior_temperature": config.prior_temperature}
+
+
 def studio_method(name: str, pipeline, description: str = "", seed: int = 0) -> LatentModelMethod:
     """The studio's joint model as a method, drawing images through its prior as the studio does."""
-    config = pipeline.config
-    return LatentModelMethod(
-        name, pipeline.joint, description, studio_priors(pipeline), config.prior_steps, config.prior_guidance, seed, config.prior_temperature,
-    )
+    return LatentModelMethod(name, pipeline.joint, description, studio_priors(pipeline), seed=seed, **prior_sampling(pipeline))
 
 
 class LabelBridgeMethod(Method):

@@ -57,13 +57,10 @@ def compare_prior(
     validation_seed: int = VALIDATION_SEED,
 ) -> dict:
     """The decoded mean against the fold's prior at each guidance value, on validation captions."""
-    from ..decoders.embedding_prior import EmbeddingPrior
-    from ..pipelines.build import SIZES
+    from ..pipelines.build import build_image_prior
 
     fit, validation = validation_split(train, seed=validation_seed)
-    template = pipeline.image_prior or EmbeddingPrior(
-        embed_dim=pipeline.image_encoder.embed_dim, condition_dim=pipeline.joint.config.latent_dim, **SIZES["embedded"]["image_prior"],
-    )
+    template = pipeline.image_prior or build_image_prior("embedded", pipeline.image_encoder.embed_dim, pipeline.joint.config.latent_dim)
     prior = train_image_prior(pipeline.joint, fit, work, template, steps, batch_size)
     judge = build_judge("image", train)
     rows = choose_prompts(validation, ("text",), "image", judge, prompts, seed)

@@ -106,8 +106,7 @@ def build_studio_pipeline(
         audio_scheduler=build_scheduler("ddim"),
         caption_decoder=seeded(seed, CaptionDecoder.from_tokenizer, embed_dim=dims["text"], **sizes["caption_decoder"]),
     )
-    latent_dim = components["joint"].config.latent_dim
-    components["image_prior"] = seeded(seed, EmbeddingPrior, embed_dim=dims["image"], condition_dim=latent_dim, **sizes["image_prior"])
+    components["image_prior"] = build_image_prior(size, dims["image"], components["joint"].config.latent_dim, seed)
     for component in [audio_encoder, *components.values()]:
         if isinstance(component, torch.nn.Module):
             component.eval()
@@ -116,6 +115,11 @@ def build_studio_pipeline(
     return StudioPipeline(
         text_encoder=text_encoder, image_encoder=image_encoder, audio_encoder=audio_encoder, **components, **options
     )
+
+
+def build_image_prior(size: str, embed_dim: int, latent_dim: int, seed: int = 0) -> EmbeddingPrior:
+    """An untrained image prior of ``size`` from a ``latent_dim`` latent to ``embed_dim`` embeddings."""
+    return seeded(seed, EmbeddingPrior, embed_dim=embed_dim, condition_dim=latent_dim, **SIZES[size]["image_prior"])
 
 
 def seeded(seed: int, factory, **kwargs):

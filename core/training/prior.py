@@ -8,6 +8,7 @@ alone, text and image, a sound, and so on, as the studio fuses them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from itertools import combinations
 
@@ -19,6 +20,7 @@ from ..decoders.embedding_prior import EmbeddingPrior
 from .diffusion import run_averaged
 from .loop import StageConfig, StageResult, StageRunner
 
+logger = logging.getLogger(__name__)
 CHUNK = 1024
 
 
@@ -63,7 +65,8 @@ def train_embedding_prior(
         raise ValueError(f"{conditions.shape[0]} conditions but {targets.shape[0]} targets.")
     runner = StageRunner(config)
     if runner.latest_checkpoint() is None:
-        prior.fit_basis(torch.unique(targets, dim=0))
+        share = prior.fit_basis(torch.unique(targets, dim=0))
+        logger.info("the prior's %d components keep %.1f%% of the embeddings' variance", prior.config.components, 100 * share)
     parameters = list(prior.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=1e-4)
     average = EMAModel(parameters, decay=ema_decay)
