@@ -9,15 +9,27 @@ the same run it measures two references, so results read as ratios on a noisy sh
   embedding decoder, the autoencoder);
 - the machine's matrix-product peak (fp32 ``torch.mm`` of 2048x2048): the UNet's achieved
   GFLOP/s is reported as a fraction of it.
+
+``studio-bench --startup N`` instead times how long ``python app.py`` takes to answer its first
+page request, N times, alternating with the same measure of a one-textbox gradio page (what
+any gradio app pays to import and serve), and compares the median with the 20 s target for
+``make run`` on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +38,12 @@ import torch
 from PIL import Image
 
 CASES = ("text_to_image", "image_to_audio", "image_to_caption", "mixed_to_image")
+STARTUP_TARGET_S = 20.0  # `make run` ready within 20 s on 2 cores
+APP = Path(__file__).resolve().parents[1] / "app.py"
+PLAIN_PAGE = (  # the reference: a one-textbox gradio page, launched the way app.py launches
+    "import sys\nimport gradio as gr\nwith gr.Blocks() as demo:\n    gr.Textbox()\n"
+    "demo.launch(server_name='127.0.0.1', server_port=int(sys.argv[1]))\n"
+)
 
 
 class PeakMemory:
@@ -175,6 +193,78 @@ def run_benchmark(studio, batches: tuple[int, ...], runs: int, steps: int | None
     }
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def seconds_until_served(command: list[str], port: int, timeout: float = 120.0, env: dict | None = None) -> float:
+    """Starts ``command``, which serves http://127.0.0.1:``port``/, and returns the seconds until
+    that page first answers 200; the process is stopped afterwards. Raises ``RuntimeError`` with
+    the end of its output if it exits first or does not answer within ``timeout``."""
+    with tempfile.TemporaryFile() as log:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        exited = None
+        try:
+            while time.perf_counter() - start < timeout:
+                exited = process.poll()
+                if exited is not None:
+                    break
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+                        if answer.status == 200:
+                            return time.perf_counter() - start
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    time.sleep(0.1)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.seek(0)
+        output = log.read().decode(errors="replace")[-2000:]
+    why = f"exited with status {exited}" if exited is not None else f"did not answer within {timeout:.0f} s"
+    raise RuntimeError(f"{' '.join(command)[:80]} {why}:\n{output}")
+
+
+def run_startup_benchmark(runs: int, preset: str = "embedded", app: Path = APP) -> dict:
+    """Times ``python app.py`` to its first answered page, ``runs`` times, alternating with the
+    plain gradio page (so both see the same load); medians, their ratio and the target."""
+    if not app.is_file():
+        raise SystemExit(f"{app} not found: run studio-bench --startup from a checkout of the studio.")
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    studio_times, plain_times = [], []
+    with tempfile.TemporaryDirectory() as history:
+        for _ in range(runs):
+            port = free_port()
+            plain_times.append(seconds_until_served([sys.executable, "-c", PLAIN_PAGE, str(port)], port, env=env))
+            port = free_port()
+            command = [sys.executable, str(app), "--preset", preset, "--port", str(port), "--history", history, "--mcp"]
+            studio_times.append(seconds_until_served(command, port, env=env))
+    studio_median, plain_median = statistics.median(studio_times), statistics.median(plain_times)
+    return {
+        "preset": preset, "runs": runs, "cores": os.cpu_count(), "target_s": STARTUP_TARGET_S,
+        "studio_app_s": studio_times, "plain_gradio_page_s": plain_times,
+        "studio_app_median_s": studio_median, "plain_gradio_page_median_s": plain_median,
+        "vs_plain_page": studio_median / plain_median, "within_target": studio_median <= STARTUP_TARGET_S,
+    }
+
+
+def format_startup(report: dict) -> str:
+    """The startup report as plain text."""
+    verdict = "within" if report["within_target"] else "OVER"
+    return (
+        f"app.py --preset {report['preset']} ({report['cores']} cores), median of {report['runs']} starts to the first answered page:\n"
+        f"  studio app         {report['studio_app_median_s']:6.1f} s  ({', '.join(f'{t:.1f}' for t in report['studio_app_s'])})\n"
+        f"  plain gradio page  {report['plain_gradio_page_median_s']:6.1f} s  ({', '.join(f'{t:.1f}' for t in report['plain_gradio_page_s'])})\n"
+        f"  ratio {report['vs_plain_page']:.2f}x; {verdict} the {report['target_s']:.0f} s target"
+    )
+
+
 def format_table(report: dict) -> str:
     """The report as a plain-text table."""
     header = f"{'case':<28}{'batch':>6}{'median s':>10}{'s/item':>9}{'peak MiB':>10}{'vs plain':>9}{'UNet GF/s':>10}{'of peak':>8}"
@@ -204,7 +294,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per case, after one warm-up")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the preset's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--startup", type=int, default=0, metavar="N", help="instead time N starts of app.py, beside a plain gradio page")
     args = parser.parse_args(argv)
+
+    if args.startup:
+        report = run_startup_benchmark(args.startup, args.preset)
+        print(format_startup(report))
+        write_json(report, args.json)
+        return
 
     from . import load_studio
 
@@ -212,9 +309,13 @@ def main(argv: list[str] | None = None) -> None:
     report = run_benchmark(studio, tuple(args.batches), args.runs, args.steps)
     report["load_seconds"] = studio.load_seconds
     print(format_table(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(report, args.json)
+
+
+def write_json(report: dict, path: Path | None) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,20 @@
 """studio-bench on the tiny studio: every case, both references, a table and JSON."""
 
 import json
+import sys
 
 import pytest
 
-from core.bench import CASES, format_table, matmul_peak_gflops, run_benchmark
+from core.bench import (
+    CASES,
+    format_startup,
+    format_table,
+    free_port,
+    matmul_peak_gflops,
+    run_benchmark,
+    run_startup_benchmark,
+    seconds_until_served,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -30,3 +40,19 @@ def test_matmul_peak_is_positive():
     import torch
 
     assert matmul_peak_gflops(torch.device("cpu"), size=256, repeats=2) > 0
+
+
+def test_startup_benchmark_times_the_app_beside_a_plain_gradio_page():
+    report = run_startup_benchmark(runs=1)
+    json.dumps(report)
+    assert len(report["studio_app_s"]) == len(report["plain_gradio_page_s"]) == 1
+    assert report["studio_app_median_s"] > 0 and report["plain_gradio_page_median_s"] > 0
+    assert report["vs_plain_page"] == pytest.approx(report["studio_app_median_s"] / report["plain_gradio_page_median_s"])
+    assert report["within_target"] == (report["studio_app_median_s"] <= report["target_s"])
+    assert "plain gradio page" in format_startup(report)
+
+
+def test_a_server_that_exits_before_answering_is_reported_with_its_output():
+    port = free_port()
+    with pytest.raises(RuntimeError, match="exited with status 3(.|\\n)*no model here"):
+        seconds_until_served([sys.executable, "-c", "import sys; print('no model here'); sys.exit(3)"], port, timeout=60)
