@@ -243,7 +243,7 @@ def run_startup_benchmark(runs: int, preset: str = "embedded", app: Path = APP) 
             port = free_port()
             plain_times.append(seconds_until_served([sys.executable, "-c", PLAIN_PAGE, str(port)], port, env=env))
             port = free_port()
-            command = [sys.executable, str(app), "--preset", preset, "--port", str(port), "--history", history, "--mcp"]
+            command = [sys.executable, str(app), "--preset", preset, "--port", str(port), "--history", history]  # as `make run`
             studio_times.append(seconds_until_served(command, port, env=env))
     studio_median, plain_median = statistics.median(studio_times), statistics.median(plain_times)
     return {
