@@ -1,4 +1,5 @@
-"""studio-bench on the tiny studio: every case, both references, a table and JSON."""
+"""studio-bench: every case on the tiny studio with both references, a table and JSON; and the
+startup benchmark, which starts app.py beside a plain gradio page."""
 
 import json
 import sys
