@@ -30,7 +30,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -199,25 +200,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def seconds_until_served(command: list[str], port: int, timeout: float = 120.0, env: dict | None = None) -> float:
-    """Starts ``command``, which serves http://127.0.0.1:``port``/, and returns the seconds until
-    that page first answers 200; the process is stopped afterwards. Raises ``RuntimeError`` with
-    the end of its output if it exits first or does not answer within ``timeout``."""
+@contextmanager
+def serving(command: list[str], port: int, timeout: float = 120.0, env: dict | None = None) -> Iterator[float]:
+    """Starts ``command``, which serves http://127.0.0.1:``port``/, and yields the seconds until
+    that page first answers 200, with the server still running; it is stopped on leaving. Raises
+    ``RuntimeError`` with the end of its output if it exits first or does not answer within
+    ``timeout``."""
     with tempfile.TemporaryFile() as log:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        exited = None
         try:
-            while time.perf_counter() - start < timeout:
+            ready = exited = None
+            while ready is None and exited is None and time.perf_counter() - start < timeout:
                 exited = process.poll()
-                if exited is not None:
-                    break
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
                         if answer.status == 200:
-                            return time.perf_counter() - start
+                            ready = time.perf_counter() - start
                 except (urllib.error.URLError, ConnectionError, TimeoutError):
                     time.sleep(0.1)
+            if ready is None:
+                log.seek(0)
+                output = log.read().decode(errors="replace")[-2000:]
+                why = f"exited with status {exited}" if exited is not None else f"did not answer within {timeout:.0f} s"
+                raise RuntimeError(f"{' '.join(command)[:80]} {why}:\n{output}")
+            yield ready
         finally:
             process.terminate()
             try:
@@ -225,10 +232,12 @@ def seconds_until_served(command: list[str], port: int, timeout: float = 120.0, 
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        log.seek(0)
-        output = log.read().decode(errors="replace")[-2000:]
-    why = f"exited with status {exited}" if exited is not None else f"did not answer within {timeout:.0f} s"
-    raise RuntimeError(f"{' '.join(command)[:80]} {why}:\n{output}")
+
+
+def seconds_until_served(command: list[str], port: int, timeout: float = 120.0, env: dict | None = None) -> float:
+    """The seconds until ``command``'s page first answers (see ``serving``); the server is stopped."""
+    with serving(command, port, timeout, env) as seconds:
+        return seconds
 
 
 def run_startup_benchmark(runs: int, preset: str = "embedded", app: Path = APP) -> dict:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import struct
-import subprocess
 import sys
 import time
 import zlib
@@ -24,6 +22,7 @@ from gradio_client import handle_file
 from PIL import Image
 
 from core import Studio
+from core.bench import free_port, serving
 from core.decoders.vocoder import Vocoder
 from studio.history import History
 from studio.recipes import read_recipe
@@ -45,12 +44,6 @@ def make_service(pipeline, folder: Path, **history_options) -> StudioService:
     service = StudioService(Studio(pipeline), History(folder, **history_options))
     service.start_indexing()
     return service
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def launch(service: StudioService, queue_size: int = 8, **options):
@@ -350,27 +343,11 @@ def test_app_py_serves_the_embedded_studio(tmp_path):
     starts is measured by ``studio-bench --startup``, not here."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--history", str(tmp_path / "history"), "--mcp"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
-        ready = None
-        while time.perf_counter() - start < 120 and process.poll() is None:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
-                    ready = time.perf_counter() - start
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        assert ready is not None, process.stdout.read().decode(errors="replace") if process.poll() is not None else "no answer"
+    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--history", str(tmp_path / "history"), "--mcp"]
+    with serving(command, port, timeout=120, env=env) as ready:  # raises with the app's output if it fails to serve
         print(f"app.py answered after {ready:.1f} s")
         assert httpx.get(f"http://127.0.0.1:{port}/gradio_api/mcp/schema", timeout=30).status_code == 200
         assert (tmp_path / "history" / "items").is_dir()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_each_output_starts_from_its_own_default_guidance(tiny_studio, tmp_path):
