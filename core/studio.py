@@ -63,11 +63,13 @@ class Encoding:
 @dataclass
 class Generation:
     """What a call made: ``outputs`` (PIL images, ``(sample_rate, float32 array)`` pairs or
-    strings), the JSON-serialisable ``recipe`` that replays it, and each input's ``shares``."""
+    strings), the JSON-serialisable ``recipe`` that replays it, each input's ``shares``, and
+    with ``best_first`` each output's ``agreement`` with the inputs (else ``None``)."""
 
     outputs: list[Any]
     recipe: dict[str, Any]
     shares: dict[str, float] = field(default_factory=dict)
+    agreement: list[float] | None = None
 
 
 class Studio:
@@ -157,6 +159,7 @@ class Studio:
         caption_method: str = "beam",
         on_step=None,
         previews: bool = False,
+        best_first: bool = False,
     ) -> Generation:
         """Makes ``num`` images, sounds or captions (``output``) from any weighted mix of inputs.
 
@@ -164,7 +167,11 @@ class Studio:
         ``guidance`` default to the preset's. ``on_step(step, total)`` is called after each
         denoising step, for progress; with ``previews=True`` image generations call
         ``on_step(step, total, preview)`` with the first variant's current latents decoded to a
-        PIL image (a live preview; it does not change the result). Raises ``ValueError`` on bad input.
+        PIL image (a live preview; it does not change the result). ``best_first`` orders the
+        variants by how well each matches the inputs: each is read back through its modality's
+        encoder and compared with the fused inputs in the joint latent (``Generation.agreement``
+        holds the cosines; the recipe's ``order`` says which variant, and so which seed, each
+        output is). Raises ``ValueError`` on bad input.
         """
         check_seed(seed)
         check_weights(weights, text=text, image=image, audio=audio)
@@ -185,11 +192,11 @@ class Studio:
         result = self.pipeline(
             text=text, image=prepared["image"], audio=prepared["audio"], weights=weights, output=output,
             num_inference_steps=steps, guidance_scale=guidance, seed=seed, num_outputs=num,
-            scheduler=scheduler, caption_method=caption_method, callback_on_step_end=callback,
+            scheduler=scheduler, caption_method=caption_method, callback_on_step_end=callback, best_first=best_first,
         )
         self._remember(prepared, recipe_inputs)
         recipe = {"kind": "generate", **result.recipe}
-        return Generation(outputs=result.outputs, recipe=recipe, shares=result.shares)
+        return Generation(outputs=result.outputs, recipe=recipe, shares=result.shares, agreement=result.agreement)
 
     def caption(
         self,
@@ -227,6 +234,7 @@ class Studio:
                 recipe["output"], text=inputs.get("text"), image=image, audio=audio, weights=recipe["weights"],
                 seed=recipe["seed"], steps=recipe["steps"], guidance=recipe["guidance"], num=recipe["num_outputs"],
                 scheduler=recipe.get("scheduler"), caption_method=recipe.get("caption_method") or "beam",
+                best_first=bool(recipe.get("best_first", False)),
             )
         except KeyError as error:
             raise ValueError(f"The recipe lacks {error}; it may come from another version of the studio.") from error

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from core.audio import HOP_LENGTH, SAMPLE_RATE
@@ -127,6 +128,37 @@ def test_schedulers_swap_and_the_callback_sees_every_step(tiny_studio):
     assert ddim.recipe["scheduler"] == "ddim"
 
 
+@pytest.mark.parametrize("output", ["image", "audio", "caption"])
+def test_best_first_orders_the_variants_by_agreement_and_replays(tiny_studio, output):
+    kwargs = dict(text="a red kite", seed=3, steps=STEPS, num=3, caption_method="sample")
+    plain = tiny_studio.generate(output, **kwargs)
+    ranked = tiny_studio.generate(output, **kwargs, best_first=True)
+    assert plain.agreement is None and plain.recipe["order"] == [0, 1, 2] and plain.recipe["best_first"] is False
+    # the same variants, reordered, with their scores falling
+    order = ranked.recipe["order"]
+    assert sorted(order) == [0, 1, 2] and ranked.recipe["best_first"] is True
+    assert all(same(made, plain.outputs[i]) for made, i in zip(ranked.outputs, order, strict=True))
+    assert ranked.agreement == sorted(ranked.agreement, reverse=True)
+    # each score is the cosine, in the joint latent, between the inputs and that output read back
+    pipeline = tiny_studio.pipeline
+    mu = torch.from_numpy(tiny_studio.encode(text="a red kite").mu)
+    assert ranked.agreement == pytest.approx(pipeline.agreement(ranked.outputs, output, mu), abs=1e-6)
+    modality = {"image": "image", "audio": "audio", "caption": "text"}[output]
+    if output != "caption" or ranked.outputs[0].strip():
+        own = torch.from_numpy(tiny_studio.encode(**{modality: ranked.outputs[0]}).mu)
+        assert ranked.agreement[0] == pytest.approx(float(torch.cosine_similarity(own, mu, dim=0)), abs=1e-5)
+    again = tiny_studio.replay(json.loads(json.dumps(ranked.recipe)))
+    assert again.recipe["order"] == order and all(same(a, b) for a, b in zip(ranked.outputs, again.outputs, strict=True))
+
+
+def test_an_output_that_cannot_be_read_back_ranks_last(tiny_studio):
+    mu = torch.from_numpy(tiny_studio.encode(text="a bell").mu)
+    silent, sound = (SAMPLE_RATE, np.zeros(4000, np.float32)), (SAMPLE_RATE, tone(0.5))
+    scores = tiny_studio.pipeline.agreement([silent, sound], "audio", mu)
+    assert scores[0] == -1.0 and -1.0 <= scores[1] <= 1.0
+    assert tiny_studio.pipeline.agreement(["", "a bell"], "caption", mu)[0] == -1.0
+
+
 def test_guidance_changes_the_output(tiny_studio):
     plain = tiny_studio.generate("image", text="a house", steps=STEPS, guidance=1.0)
     guided = tiny_studio.generate("image", text="a house", steps=STEPS, guidance=5.0)
@@ -175,6 +207,7 @@ def test_search_finds_a_planted_match(tiny_studio):
         ({"text": "a cat", "num": 0}, "num_outputs"),
         ({"text": "a cat", "seed": -1}, "seed"),
         ({"text": "a cat", "scheduler": "euler"}, "scheduler"),
+        ({"text": "a cat", "best_first": "yes"}, "best_first"),
     ],
 )
 def test_bad_requests_raise_value_errors(tiny_studio, kwargs, message):

@@ -36,6 +36,7 @@ from ..media import load_image
 
 OUTPUTS = ("image", "audio", "caption")
 INPUTS = ("text", "image", "audio")
+OUTPUT_MODALITY = {"image": "image", "audio": "audio", "caption": "text"}  # the encoder that reads each output back
 RECIPE_VERSION = 1
 
 StepCallback = Callable[[Any, int, int, dict[str, torch.Tensor]], dict[str, torch.Tensor] | None]
@@ -49,11 +50,14 @@ class StudioPipelineOutput(BaseOutput):
         outputs: PIL images, ``(sample_rate, float32 waveform)`` pairs, or caption strings.
         recipe: a JSON-serialisable dict that replays this call.
         shares: each given input's share of the fused posterior, and the prior's (``"prior"``).
+        agreement: with ``best_first``, each output's agreement with the inputs (see
+            ``StudioPipeline.agreement``), in the order of ``outputs``; else ``None``.
     """
 
     outputs: list[Any]
     recipe: dict[str, Any]
     shares: dict[str, float] = field(default_factory=dict)
+    agreement: list[float] | None = None
 
 
 def image_digest(image: Image.Image) -> str:
@@ -197,7 +201,7 @@ class StudioPipeline(DiffusionPipeline):
 
     # --- 1. checking --------------------------------------------------------------------------
 
-    def check_inputs(self, inputs: dict[str, Any], weights: dict[str, float], output: str, steps: int, guidance: float, num_outputs: int, scheduler: str | None) -> None:
+    def check_inputs(self, inputs: dict[str, Any], weights: dict[str, float], output: str, steps: int, guidance: float, num_outputs: int, scheduler: str | None, best_first: bool = False) -> None:
         """Raises a ``ValueError`` that says how to fix a bad request."""
         if output not in OUTPUTS:
             raise ValueError(f"Unknown output {output!r}; choose one of {OUTPUTS}.")
@@ -220,6 +224,10 @@ class StudioPipeline(DiffusionPipeline):
             raise ValueError(f"num_outputs must be an integer from 1 to 16, got {num_outputs!r}.")
         if scheduler is not None and scheduler not in SCHEDULERS:
             raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {sorted(SCHEDULERS)}.")
+        if not isinstance(best_first, bool):
+            raise ValueError(f"best_first must be true or false, got {best_first!r}.")
+        if best_first and self.encoder(OUTPUT_MODALITY[output]) is None:
+            raise ValueError(f"best_first reads each {output} back with the {OUTPUT_MODALITY[output]} encoder, which this studio lacks.")
         check_weights(weights, **inputs)
 
     def resolve_defaults(self, output: str, steps: int | None, guidance: float | None) -> tuple[int, float]:
@@ -320,7 +328,7 @@ class StudioPipeline(DiffusionPipeline):
     @torch.no_grad()
     def decode_latents(self, z: torch.Tensor, output: str, steps: int, guidance: float, seed: int, callback: StepCallback | None = None, scheduler: str | None = None, caption_method: str = "beam") -> list[Any]:
         """Joint latents ``[N, Z]`` → N outputs: each row's predicted embedding, decoded (row i uses ``seed + i``)."""
-        target = {"image": "image", "audio": "audio", "caption": "text"}[output]
+        target = OUTPUT_MODALITY[output]
         embeddings = self.predict_embedding(z, target, [seed + i for i in range(z.shape[0])])  # (N, D)
         generators = [torch.Generator().manual_seed(seed + i) for i in range(z.shape[0])]
         if output == "image":
@@ -328,6 +336,24 @@ class StudioPipeline(DiffusionPipeline):
         if output == "audio":
             return self.decode_audio(embeddings, steps, guidance, generators, callback, scheduler)
         return self.decode_caption(embeddings, seed, caption_method)
+
+    @torch.no_grad()
+    def agreement(self, outputs: list[Any], output: str, mu: torch.Tensor) -> list[float]:
+        """How well each output matches the inputs: the cosine between the fused posterior mean
+        ``mu [Z]`` and the output's own posterior mean, the output read back through its
+        modality's encoder (as retrieval compares items). An output that cannot be read back (a
+        silent sound, an empty caption) scores -1, the lowest cosine."""
+        modality = OUTPUT_MODALITY[output]
+        scores = []
+        for made in outputs:
+            try:
+                prepared, _ = self.prepare_inputs(**{m: made if m == modality else None for m in INPUTS})
+            except ValueError:
+                scores.append(-1.0)
+                continue
+            own = self.fuse(prepared, {modality: 1.0}).mu[0]
+            scores.append(float(torch.nn.functional.cosine_similarity(own.float(), mu.float(), dim=0)))
+        return scores
 
     @torch.no_grad()
     def predict_embedding(self, z: torch.Tensor, target: str, seeds: list[int]) -> torch.Tensor:
@@ -379,6 +405,7 @@ class StudioPipeline(DiffusionPipeline):
         callback_on_step_end: StepCallback | None = None,
         scheduler: str | None = None,
         caption_method: str = "beam",
+        best_first: bool = False,
     ) -> StudioPipelineOutput:
         """Generates ``num_outputs`` images, sounds or captions from any weighted mix of inputs.
 
@@ -393,13 +420,16 @@ class StudioPipeline(DiffusionPipeline):
             callback_on_step_end: ``f(pipeline, step, timestep, {"latents": ...})`` after each step.
             scheduler: ``"ddim"`` or ``"dpm++"`` to swap the sampler; default: the trained one.
             caption_method: ``"greedy"``, ``"beam"`` or ``"sample"``.
+            best_first: order the outputs by their agreement with the inputs, best first (see
+                ``agreement``); the recipe's ``order`` lists each output's variant ``i`` (its
+                seed is ``seed + i``), and replaying the recipe ranks them again.
         """
         weights = dict(weights or {})
         steps, guidance = self.resolve_defaults(output, num_inference_steps, guidance_scale)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
         # 1. check inputs
-        self.check_inputs({"text": text, "image": image, "audio": audio}, weights, output, steps, guidance, num_outputs, scheduler)
+        self.check_inputs({"text": text, "image": image, "audio": audio}, weights, output, steps, guidance, num_outputs, scheduler, best_first)
         if output == "caption" and caption_method not in ("greedy", "beam", "sample"):
             raise ValueError(f"Unknown caption_method {caption_method!r}; choose greedy, beam or sample.")
         # 2. load the media and fuse the inputs in the joint latent
@@ -408,6 +438,11 @@ class StudioPipeline(DiffusionPipeline):
         # 3. decode the fused posterior mean: to the output's embedding, then to media
         z = posterior.mu.expand(num_outputs, -1)  # (N, Z)
         outputs = self.decode_latents(z, output, steps, guidance, seed, callback_on_step_end, scheduler, caption_method)
+        order, agreement = list(range(num_outputs)), None
+        if best_first:
+            scores = self.agreement(outputs, output, posterior.mu[0])
+            order = sorted(order, key=lambda i: -scores[i])  # stable: ties keep the variant order
+            outputs, agreement = [outputs[i] for i in order], [scores[i] for i in order]
         # 4. the recipe
         given = [m for m in INPUTS if inputs[m] is not None]
         recipe = {
@@ -421,12 +456,14 @@ class StudioPipeline(DiffusionPipeline):
             "num_outputs": num_outputs,
             "scheduler": scheduler,
             "caption_method": caption_method if output == "caption" else None,
+            "best_first": best_first,
+            "order": order,
             "preset": self.config.preset,
             "weights_version": self.config.weights_version,
         }
         shares = {m: float(posterior.shares[m][0]) for m in given}
         shares["prior"] = float(posterior.prior_share[0])
-        return StudioPipelineOutput(outputs=outputs, recipe=recipe, shares=shares)
+        return StudioPipelineOutput(outputs=outputs, recipe=recipe, shares=shares, agreement=agreement)
 
 
 def mel_frames_to_seconds(frames: int) -> float:
