@@ -118,8 +118,10 @@ class StudioService:
         guidance: Any = None,
         variants: Any = 1,
         on_step: StepCallback | None = None,
+        best_first: Any = False,
     ) -> Result:
-        """Any weighted mix of text, image and sound → ``variants`` images, sounds or captions."""
+        """Any weighted mix of text, image and sound → ``variants`` images, sounds or captions;
+        with ``best_first``, ordered by how well each matches the inputs."""
         target = check_output(output)
         text = text if isinstance(text, str) and text.strip() else None
         weights = check_weights(weights)
@@ -127,18 +129,20 @@ class StudioService:
         steps = self.default_steps(target) if steps is None else check_int(steps, "steps", 1, MAX_STEPS)
         guidance = self.default_guidance(target) if guidance is None else check_number(guidance, "guidance", 0, MAX_GUIDANCE)
         variants = check_int(variants, "variants", 1, MAX_VARIANTS)
+        if not isinstance(best_first, bool):
+            raise ValueError(f"best_first must be true or false, got {best_first!r}.")
         with self.lock:
             generation = self.studio.generate(
                 target, text=text, image=image, audio=audio, weights=weights, seed=seed, steps=steps,
-                guidance=guidance, num=variants, on_step=on_step, previews=on_step is not None,
+                guidance=guidance, num=variants, on_step=on_step, previews=on_step is not None, best_first=best_first,
             )
         return self._save("generate", generation, {"image": image, "audio": audio})
 
-    def text_to_image(self, prompt: str, seed: Any = 0, steps: Any = None, guidance: Any = None, variants: Any = 1, on_step: StepCallback | None = None) -> Result:
+    def text_to_image(self, prompt: str, seed: Any = 0, steps: Any = None, guidance: Any = None, variants: Any = 1, on_step: StepCallback | None = None, best_first: Any = False) -> Result:
         """A prompt → images."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("The prompt is empty: type a few words, e.g. 'a red fire truck'.")
-        return self.mix(text=prompt, output="image", seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=on_step)
+        return self.mix(text=prompt, output="image", seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=on_step, best_first=best_first)
 
     def image_to_audio(self, image: Any, seed: Any = 0, steps: Any = None, guidance: Any = None, on_step: StepCallback | None = None) -> Result:
         """An image → a sound."""
@@ -404,6 +408,7 @@ class StudioService:
             fields["audio"] = find(inputs, "audio", "the sound")
             fields["weights"] = {m: float(weights.get(m, 1.0)) for m in ("text", "image", "audio")}
             fields["variants"] = recipe.get("num_outputs", 1)
+            fields["best_first"] = bool(recipe.get("best_first", False))
         fields["note"] = ("Upload again: " + ", ".join(missing) + ".") if missing else ""
         return fields
 

@@ -43,7 +43,7 @@ INTRO = (
     "The meter shows how much each input pulls on the fused latent."
 )
 OUTPUT_CHOICES = ["image", "sound", "caption"]
-CREATE_FIELDS = ["text", "text_weight", "image", "image_weight", "audio", "audio_weight", "output", "seed", "steps", "guidance", "variants"]
+CREATE_FIELDS = ["text", "text_weight", "image", "image_weight", "audio", "audio_weight", "output", "seed", "steps", "guidance", "variants", "best_first"]
 MORPH_FIELDS = ["text_a", "image_a", "audio_a", "text_b", "image_b", "audio_b", "output", "frames", "seed", "steps"]
 MAX_FILE_SIZE = "20mb"
 PROGRESS = gr.Progress()  # gradio hands each call its own tracker in place of this default
@@ -132,7 +132,7 @@ class StudioPage:
     # --- public endpoints ---------------------------------------------------------------------
 
     @user_errors
-    def text_to_image(self, prompt: str, seed: float = 0, steps: float | None = None, guidance: float | None = None, variants: float = 1, progress=PROGRESS, request: gr.Request = None):
+    def text_to_image(self, prompt: str, seed: float = 0, steps: float | None = None, guidance: float | None = None, variants: float = 1, best_first: bool = False, progress=PROGRESS, request: gr.Request = None):
         """Makes images from a text prompt.
 
         Args:
@@ -141,10 +141,11 @@ class StudioPage:
             steps: denoising steps (1 to 100; default: the studio's for the output).
             guidance: classifier-free guidance (0 to 20; default: the studio's for the output).
             variants: how many images (1 to 4).
+            best_first: order the images by how well each matches the prompt, best first.
         Returns:
             PNG files with their recipe inside, and the recipe.
         """
-        result = self.service.text_to_image(prompt, seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=self._on_step(progress, request))
+        result = self.service.text_to_image(prompt, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), on_step=self._on_step(progress, request))
         return [str(p) for p in result.files], result.recipe
 
     @user_errors
@@ -189,6 +190,7 @@ class StudioPage:
         steps: float | None = None,
         guidance: float | None = None,
         variants: float = 1,
+        best_first: bool = False,
         progress=PROGRESS,
         request: gr.Request = None,
     ):
@@ -206,12 +208,13 @@ class StudioPage:
             steps: denoising steps (1 to 100; default: the studio's for the output).
             guidance: classifier-free guidance (0 to 20; default: the studio's for the output).
             variants: how many outputs (1 to 4).
+            best_first: order the outputs by how well each matches the inputs, best first.
         Returns:
             Media files (PNG or WAV, each with its recipe inside), captions, each input's share of the fused latent, and the recipe.
         """
         result = self.service.mix(
             text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight), output=output,
-            seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=self._on_step(progress, request),
+            seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), on_step=self._on_step(progress, request),
         )
         return [str(p) for p in result.files], result.captions, result.shares, result.recipe
 
@@ -332,7 +335,7 @@ class StudioPage:
         return self.service.default_guidance(OUTPUTS.get(output, "image"))
 
     @user_errors
-    def create(self, text, text_weight, image, image_weight, audio, audio_weight, output, seed, steps, guidance, variants, request: gr.Request):
+    def create(self, text, text_weight, image, image_weight, audio, audio_weight, output, seed, steps, guidance, variants, best_first, request: gr.Request):
         """Create with live progress: yields a progress bar per denoising step, then the results."""
         stop = self._stops.setdefault(_session(request), threading.Event())
         stop.clear()
@@ -347,7 +350,7 @@ class StudioPage:
             try:
                 updates.put(("done", self.service.mix(
                     text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight),
-                    output=output, seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=on_step,
+                    output=output, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), on_step=on_step,
                 )))
             except BaseException as error:  # handed to the page below
                 updates.put(("error", error))
@@ -374,7 +377,8 @@ class StudioPage:
     def _show_result(self, result: Result) -> dict:
         c = self.c
         output = result.recipe.get("output")
-        images = [(str(p), f"variant {i + 1} · seed {result.recipe['seed'] + i}") for i, p in enumerate(result.files) if p.suffix == ".png"]
+        order = result.recipe.get("order") or list(range(len(result.files)))  # best_first reorders the variants
+        images = [(str(p), f"variant {i + 1} · seed {result.recipe['seed'] + order[i]}") for i, p in enumerate(result.files) if p.suffix == ".png"]
         sounds = [str(p) for p in result.files if p.suffix == ".wav"]
         update = {
             c["progress"]: progress_html(result.recipe.get("steps", 1), result.recipe.get("steps", 1)),
@@ -459,7 +463,7 @@ class StudioPage:
             c["image"]: _path(fields["image"]), c["image_weight"]: weights["image"],
             c["audio"]: _path(fields["audio"]), c["audio_weight"]: weights["audio"],
             c["output"]: fields["output"], c["seed"]: fields["seed"], c["steps"]: fields["steps"],
-            c["guidance"]: fields["guidance"], c["variants"]: fields["variants"],
+            c["guidance"]: fields["guidance"], c["variants"]: fields["variants"], c["best_first"]: fields["best_first"],
         }
 
     # --- the History tab ---------------------------------------------------------------------
@@ -612,8 +616,8 @@ def build_ui(service: StudioService, concurrency_limit: int = 1) -> gr.Blocks:
 
         # API-only endpoints (the page reaches the same actions through its tabs)
         a = api
-        gr.on([], page.text_to_image, [a["text"], a["seed"], a["steps"], a["guidance"], a["variants"]], [a["files"], a["recipe"]], api_name="text_to_image", **run)
-        gr.on([], page.mix, [a["text"], a["text_weight"], a["image"], a["image_weight"], a["audio"], a["audio_weight"], a["output"], a["seed"], a["steps"], a["guidance"], a["variants"]],
+        gr.on([], page.text_to_image, [a["text"], a["seed"], a["steps"], a["guidance"], a["variants"], a["best_first"]], [a["files"], a["recipe"]], api_name="text_to_image", **run)
+        gr.on([], page.mix, [a["text"], a["text_weight"], a["image"], a["image_weight"], a["audio"], a["audio_weight"], a["output"], a["seed"], a["steps"], a["guidance"], a["variants"], a["best_first"]],
               [a["files"], a["captions"], a["shares"], a["recipe"]], api_name="mix", **run)
         gr.on([], page.replay, [a["recipe_in"], a["image"], a["audio"]], [a["files"], a["captions"], a["recipe"]], api_name="replay", **run)
         gr.on([], page.read_recipe, [a["file"]], [a["recipe"]], api_name="read_recipe", queue=False)
@@ -657,6 +661,7 @@ def _create_tab(c: dict, steps: int, guidance: float) -> None:
             c["output"] = gr.Radio(OUTPUT_CHOICES, value="image", label="Make", elem_id="create-output")
             c.update(_settings(steps, guidance))
             c["variants"] = gr.Slider(1, MAX_VARIANTS, value=1, step=1, label="Variants")
+            c["best_first"] = gr.Checkbox(False, label="Best first", info="Order the variants by how well each matches the inputs")
             with gr.Row():
                 c["create"] = gr.Button("Create", variant="primary", elem_id="create")
                 c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -769,6 +774,7 @@ def _api_components(steps: int, guidance: float) -> dict:
         a["steps"] = gr.Number(steps, label="steps")
         a["guidance"] = gr.Number(guidance, label="guidance")
         a["variants"] = gr.Number(1, label="variants")
+        a["best_first"] = gr.Checkbox(False, label="best_first")
         a["limit"] = gr.Number(20, label="limit")
         a["recipe_in"] = gr.JSON(label="recipe")
         a["file"] = gr.File(label="file", type="filepath")
