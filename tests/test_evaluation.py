@@ -549,6 +549,16 @@ def test_guidance_is_chosen_on_training_prompts_only(tmp_path, one_thread):
     assert json.loads((tmp_path / "out" / "guidance.json").read_text()) == sweep
     with pytest.raises(SystemExit):
         choose_guidance([*arguments[:-6], "--values", "three"])
+    # best_first on the same training prompts: the first variant and the ranked first, both judged
+    from core.evaluation.best_first import main as best_first
+
+    assert best_first([*arguments[:-6], "--variants", "2", "--prompts", "3", "--steps", "2"]) == 0
+    comparison = json.loads((tmp_path / "out" / "best-first.json").read_text())
+    assert comparison["prompt_ids"] == sweep["prompt_ids"] and comparison["variants"] == 2
+    assert set(comparison["results"]) == {"first variant", "best first"} and 0 <= comparison["ranked_first_is_not_variant_0"] <= 3
+    assert "| best first |" in (tmp_path / "out" / "best-first.md").read_text()
+    with pytest.raises(SystemExit):
+        best_first([*arguments[:-6], "--variants", "1"])
 
 
 # --- the shipped weights against the floors (needs the corpus and the run's cache) ---------------------

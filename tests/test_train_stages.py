@@ -132,9 +132,11 @@ def test_showcase_writes_the_contact_sheet_and_image_to_sound_examples(tmp_path,
     from core.decoders.vocoder import Vocoder
 
     tiny_studio.pipeline._vocoder = Vocoder(method="griffin-lim", griffin_lim_iters=2)
-    settings = make_showcase(tiny_studio, corpus, tmp_path / "showcase", sounds=2, steps=2)
-    sheet = Image.open(tmp_path / "showcase" / "contact_sheet.png")
-    assert sheet.size == (8 * 96, 4 * (96 + 30)) and len(settings["prompts"]) == len(PROMPTS) == 32
+    settings = make_showcase(tiny_studio, corpus, tmp_path / "showcase", sounds=2, steps=2, variants=2)
+    for name in ("contact_sheet.png", "contact_sheet_first.png"):  # best first of two, and the first variants
+        assert Image.open(tmp_path / "showcase" / name).size == (8 * 96, 4 * (96 + 30))
+    assert len(settings["prompts"]) == len(PROMPTS) == 32 and settings["best_first"] is True
+    assert set(settings["chosen_seeds"]) <= {0, 1} and len(settings["chosen_seeds"]) == 32
     assert [e["id"] for e in settings["image_to_sound"]] == ["blue-both", "green-both"]
     for key in ("blue-both", "green-both"):
         generated, rate = soundfile.read(tmp_path / "showcase" / "image_to_sound" / f"{key}.wav")

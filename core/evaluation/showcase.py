@@ -2,8 +2,10 @@
 
     python -m core.evaluation.showcase --corpus ~/.cache/fusion-studio/corpus --out assets/showcase
 
-Writes ``contact_sheet.png`` (one tile per prompt, the prompt under it) and, for a few held-out
-corpus images that have a real sound, ``image_to_sound/<id>.png`` (the input), ``<id>.wav``
+Writes ``contact_sheet.png`` (one tile per prompt, the prompt under it; with ``--variants K``
+the first of K variants ranked by ``best_first``, and ``contact_sheet_first.png`` beside it
+with each prompt's first variant, what a one-image call gives) and, for a few held-out corpus
+images that have a real sound, ``image_to_sound/<id>.png`` (the input), ``<id>.wav``
 (the sound generated from the image alone) and ``<id>.real.wav`` (the item's own sound), plus
 ``showcase.json`` with the prompts, seeds and settings, so the whole folder can be remade.
 """
@@ -56,11 +58,14 @@ def image_to_sound_items(corpus: Path, count: int) -> list:
     return list(first.values())[:count]
 
 
-def make_showcase(studio, corpus: Path, out: Path, sounds: int = 4, seed: int = 0, steps: int | None = None) -> dict:
+def make_showcase(studio, corpus: Path, out: Path, sounds: int = 4, seed: int = 0, steps: int | None = None, variants: int = 1) -> dict:
     """Generates the contact sheet and the image→sound examples into ``out``; returns the settings written."""
     out.mkdir(parents=True, exist_ok=True)
-    images = [studio.generate("image", text=prompt, seed=seed, steps=steps).outputs[0] for prompt in PROMPTS]
-    contact_sheet(images, list(PROMPTS)).save(out / "contact_sheet.png", optimize=True)
+    made = [studio.generate("image", text=prompt, seed=seed, steps=steps, num=variants, best_first=variants > 1) for prompt in PROMPTS]
+    contact_sheet([m.outputs[0] for m in made], list(PROMPTS)).save(out / "contact_sheet.png", optimize=True)
+    if variants > 1:
+        firsts = [m.outputs[m.recipe["order"].index(0)] for m in made]
+        contact_sheet(firsts, list(PROMPTS)).save(out / "contact_sheet_first.png", optimize=True)
     folder = out / "image_to_sound"
     folder.mkdir(exist_ok=True)
     examples = []
@@ -74,6 +79,7 @@ def make_showcase(studio, corpus: Path, out: Path, sounds: int = 4, seed: int = 
         examples.append({"id": item.id, "caption": item.caption, "licence": item.licence, "source": item.source})
     settings = {
         "prompts": list(PROMPTS), "seed": seed, "steps": steps, "weights_version": studio.weights_version,
+        "variants": variants, "best_first": variants > 1, "chosen_seeds": [seed + m.recipe["order"][0] for m in made],
         "image_to_sound": examples,
     }
     (out / "showcase.json").write_text(json.dumps(settings, indent=2))
@@ -90,8 +96,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sounds", type=int, default=4, help="how many image→sound examples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
+    parser.add_argument("--variants", type=int, default=4, help="images per prompt, the best first on the sheet (default: %(default)s)")
     args = parser.parse_args(argv)
-    make_showcase(load_studio(args.studio), args.corpus, args.out, args.sounds, args.seed, args.steps)
+    if not 1 <= args.variants <= 16:
+        parser.error("--variants takes 1 to 16.")
+    make_showcase(load_studio(args.studio), args.corpus, args.out, args.sounds, args.seed, args.steps, args.variants)
 
 
 if __name__ == "__main__":
