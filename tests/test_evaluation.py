@@ -557,6 +557,10 @@ def test_guidance_is_chosen_on_training_prompts_only(tmp_path, one_thread):
     assert comparison["prompt_ids"] == sweep["prompt_ids"] and comparison["variants"] == 2
     assert set(comparison["results"]) == {"first variant", "best first"} and 0 <= comparison["ranked_first_is_not_variant_0"] <= 3
     assert "| best first |" in (tmp_path / "out" / "best-first.md").read_text()
+    assert best_first([*arguments[:-6], "--output", "sound", "--variants", "2", "--prompts", "3", "--steps", "2"]) == 0
+    sound = json.loads((tmp_path / "out" / "best-first-sound.json").read_text())
+    assert sound["output"] == "audio" and sound["prompt_ids"] == json.loads((tmp_path / "out" / "guidance-sound.json").read_text())["prompt_ids"]
+    assert all(0 <= r["concept"] <= 1 for r in sound["results"].values()) and "log-mel" in (tmp_path / "out" / "best-first-sound.md").read_text()
     with pytest.raises(SystemExit):
         best_first([*arguments[:-6], "--variants", "1"])
 

@@ -1,16 +1,18 @@
-"""Does ``best_first`` put a better image first? Measured on training captions, so the held-out
-data of the report plays no part.
+"""Does ``best_first`` put a better image or sound first? Measured on training items, so the
+held-out data of the report plays no part.
 
-For each caption the studio makes ``variants`` images (seeds ``seed`` to ``seed + variants - 1``)
-with ``best_first``; the first variant (seed ``seed``, what a one-image call gives) and the
-image ranked first are scored by the guidance tool's judge: the nearest real training image in
-EfficientNet feature space, the prompt's own image left out. The ranking reads each image back
-through the same EfficientNet, so the judge is not independent of it: a gain here is an upper
-bound on what a person would see. The contact sheet is the check by eye.
+For each training caption (images) or image (sounds) the studio makes ``variants`` outputs
+(seeds ``seed`` to ``seed + variants - 1``) with ``best_first``; the first variant (seed
+``seed``, what a one-output call gives) and the output ranked first are scored by the guidance
+tool's judge: the nearest real training item, the prompt's own media left out, in EfficientNet
+feature space for images and log-mel band statistics for sounds. The ranking reads images back
+through the same EfficientNet, so for images the judge is not independent of it and a gain is
+an upper bound on what a person would see (the contact sheet is the check by eye); sounds are
+read back through the project's audio encoder, which the log-mel judge does not share.
 
-    python -m core.evaluation.best_first --corpus C --run R [--variants 4] [--prompts 160]
+    python -m core.evaluation.best_first --corpus C --run R [--output sound] [--variants 4] [--prompts 160]
 
-writes ``best-first.json`` and ``best-first.md`` beside the report.
+writes ``best-first.json`` and ``best-first.md`` (``best-first-sound.*`` for sounds) beside the report.
 """
 
 from __future__ import annotations
@@ -19,54 +21,80 @@ import argparse
 import json
 import logging
 import time
+from pathlib import Path
 
 import torch
 
+from ..audio import log_mel_spectrogram
+from ..media import load_image
 from .cli import add_training_item_arguments
+from .coherence import sound_features
 from .dataset import EvalSplit, load_train_split
-from .generation import build_judge, choose_prompts, judge_keys
+from .generation import SOUND_FRAMES, build_judge, choose_prompts, judge_keys
+from .guidance import FILES, INPUTS
 from .report import fmt
 
 logger = logging.getLogger(__name__)
 
 
-def best_first_comparison(studio, train: EvalSplit, variants: int = 4, prompts: int = 160, seed: int = 0, steps: int | None = None) -> dict:
-    """Judge scores of the first variant and of the variant ``best_first`` ranks first, on the same images."""
-    judge = build_judge("image", train)
-    rows = choose_prompts(train, ("text",), "image", judge, prompts, seed)
-    concepts, categories, keys = train.labels("concept", rows), train.labels("category", rows), judge_keys(train, "image", rows)
+def best_first_comparison(
+    studio, train: EvalSplit, variants: int = 4, prompts: int = 160, seed: int = 0, steps: int | None = None, output: str = "image", corpus: Path | None = None,
+) -> dict:
+    """Judge scores of the first variant and of the variant ``best_first`` ranks first, on the
+    same outputs: images from training captions, or sounds from training images (read from ``corpus``)."""
+    (given,) = INPUTS[output]
+    judge = build_judge(output, train)
+    rows = choose_prompts(train, (given,), output, judge, prompts, seed)
+    concepts, categories, keys = train.labels("concept", rows), train.labels("category", rows), judge_keys(train, output, rows)
     first, ranked, moved = [], [], 0
     start = time.perf_counter()
-    for count, caption in enumerate(train.labels("caption", rows), 1):
-        made = studio.generate("image", text=caption, seed=seed, steps=steps, num=variants, best_first=True)
+    for count, row in enumerate(rows.tolist(), 1):
+        item = train.items[row]
+        prompt = {"text": item.caption} if given == "text" else {"image": load_image(str(corpus / item.image))}
+        made = studio.generate(output, **prompt, seed=seed, steps=steps, num=variants, best_first=True)
         order = made.recipe["order"]
         first.append(made.outputs[order.index(0)])
         ranked.append(made.outputs[0])
         moved += order[0] != 0
         if count % 20 == 0:
             logger.info("%d of %d prompts", count, len(rows))
-    encode = studio.pipeline.image_encoder.encode
     with torch.no_grad():
-        scores = {name: judge.score(encode(images).float().cpu(), concepts, categories, keys) for name, images in (("first variant", first), ("best first", ranked))}
+        scores = {name: judge.score(judge_features(studio, outputs, output), concepts, categories, keys)
+                  for name, outputs in (("first variant", first), ("best first", ranked))}
     return {
-        "variants": variants, "prompts": len(rows), "seed": seed, "steps": studio.pipeline.resolve_defaults("image", steps, None)[0],
+        "output": output, "variants": variants, "prompts": len(rows), "seed": seed, "steps": studio.pipeline.resolve_defaults(output, steps, None)[0],
         "results": scores, "ranked_first_is_not_variant_0": moved, "seconds": round(time.perf_counter() - start, 1),
         "chance": judge.chance(concepts, categories, keys), "prompt_ids": [train.items[i].id for i in rows.tolist()],
     }
 
 
+def judge_features(studio, outputs: list, output: str) -> torch.Tensor:
+    """The judge's features of generated images (EfficientNet) or sounds (log-mel band statistics of the first 2 s)."""
+    if output == "image":
+        return studio.pipeline.image_encoder.encode(outputs).float().cpu()
+    log_mels = torch.stack([torch.from_numpy(log_mel_spectrogram(wave)) for _, wave in outputs])
+    return sound_features(log_mels[..., :SOUND_FRAMES])
+
+
 def markdown(comparison: dict) -> str:
     """The comparison as a short report."""
     n, k = comparison["prompts"], comparison["variants"]
+    if comparison.get("output", "image") == "image":
+        made, prompts, judged = "image", "captions", (
+            "The judge is the nearest real training image (the prompt's own left out) in EfficientNet feature space; the ranking "
+            "reads the images through the same EfficientNet, so this gain is an upper bound on what a person sees.")
+    else:
+        made, prompts, judged = "sound", "images", (
+            "The judge is the nearest real training sound (the prompt's own left out) in log-mel band statistics, after the "
+            "vocoder; the ranking reads the sounds through the project's audio encoder, which the judge does not share.")
     lines = [
-        "# Best first: the first of the variants, ranked by agreement with the prompt",
+        f"# Best first: the first of the variants, ranked by agreement with the prompt ({made}s)",
         "",
-        f"{n} training captions, {k} variants each (seeds {comparison['seed']} to {comparison['seed'] + k - 1}), {comparison['steps']} steps, "
-        "the studio's guidance. The judge is the nearest real training image (the prompt's own left out) in EfficientNet feature "
-        "space; the ranking reads the images through the same EfficientNet, so this gain is an upper bound on what a person sees. "
+        f"{n} training {prompts}, {k} variants each (seeds {comparison['seed']} to {comparison['seed'] + k - 1}), {comparison['steps']} steps, "
+        f"the studio's guidance. {judged} "
         f"Chance: concept {fmt(comparison['chance']['concept'])}, category {fmt(comparison['chance']['category'])}.",
         "",
-        "| image shown first | concept coherence | category coherence |",
+        f"| {made} shown first | concept coherence | category coherence |",
         "|---|---|---|",
     ]
     for name, scores in comparison["results"].items():
@@ -78,7 +106,8 @@ def markdown(comparison: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.evaluation.best_first", description=__doc__.split("\n\n")[0])
-    add_training_item_arguments(parser, "best-first.json and .md")
+    add_training_item_arguments(parser, "best-first.json and .md (best-first-sound.* for sounds)")
+    parser.add_argument("--output", choices=["image", "sound"], default="image", help="images from captions or sounds from images (default: %(default)s)")
     parser.add_argument("--variants", type=int, default=4, help="images per caption, ranked (default: %(default)s)")
     parser.add_argument("--prompts", type=int, default=160, help="training captions (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
@@ -91,12 +120,14 @@ def main(argv: list[str] | None = None) -> int:
 
     studio = load_studio(args.studio)
     train = load_train_split(args.run, args.corpus, studio.pipeline.audio_encoder)
-    comparison = best_first_comparison(studio, train, args.variants, args.prompts, steps=args.steps)
+    output = "audio" if args.output == "sound" else "image"
+    comparison = best_first_comparison(studio, train, args.variants, args.prompts, steps=args.steps, output=output, corpus=args.corpus)
     comparison["weights_version"] = studio.weights_version
     out = args.out or resolve_preset(args.studio) / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "best-first.json").write_text(json.dumps(comparison, indent=2))
-    (out / "best-first.md").write_text(markdown(comparison), encoding="utf-8")
+    name = FILES[output].replace("guidance", "best-first")
+    (out / f"{name}.json").write_text(json.dumps(comparison, indent=2))
+    (out / f"{name}.md").write_text(markdown(comparison), encoding="utf-8")
     print(markdown(comparison))
     return 0
 
