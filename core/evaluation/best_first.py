@@ -18,7 +18,6 @@ writes ``best-first.json`` and ``best-first.md`` (``best-first-sound.*`` for sou
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 
 from ..audio import log_mel_spectrogram
 from ..media import load_image
-from .cli import add_training_item_arguments
+from .cli import add_training_item_arguments, write_beside_report
 from .coherence import sound_features
 from .dataset import EvalSplit, load_train_split
 from .generation import SOUND_FRAMES, build_judge, choose_prompts, judge_keys
@@ -116,19 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--variants takes 2 to 16.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio
-    from ..studio import resolve_preset
 
     studio = load_studio(args.studio)
     train = load_train_split(args.run, args.corpus, studio.pipeline.audio_encoder)
     output = "audio" if args.output == "sound" else "image"
     comparison = best_first_comparison(studio, train, args.variants, args.prompts, steps=args.steps, output=output, corpus=args.corpus)
     comparison["weights_version"] = studio.weights_version
-    out = args.out or resolve_preset(args.studio) / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    name = FILES[output].replace("guidance", "best-first")
-    (out / f"{name}.json").write_text(json.dumps(comparison, indent=2))
-    (out / f"{name}.md").write_text(markdown(comparison), encoding="utf-8")
-    print(markdown(comparison))
+    write_beside_report(args.out, args.studio, FILES[output].replace("guidance", "best-first"), comparison, markdown(comparison))
     return 0
 
 

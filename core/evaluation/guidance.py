@@ -17,14 +17,13 @@ chosen value into the exported studio.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from collections.abc import Sequence
 
 import torch
 
-from .cli import add_training_item_arguments
+from .cli import add_training_item_arguments, write_beside_report
 from .dataset import EvalSplit, load_train_split
 from .floors import PROPOSED
 from .generation import (
@@ -133,18 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     output = "audio" if args.output == "sound" else "image"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio
-    from ..studio import resolve_preset
 
     pipeline = load_studio(args.studio).pipeline
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
     with torch.no_grad():
         sweep = guidance_sweep(pipeline, train, values, args.prompts, args.steps, output=output)
     sweep["weights_version"] = pipeline.config.weights_version
-    out = args.out or resolve_preset(args.studio) / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{FILES[output]}.json").write_text(json.dumps(sweep, indent=2))
-    (out / f"{FILES[output]}.md").write_text(markdown(sweep), encoding="utf-8")
-    print(markdown(sweep))
+    write_beside_report(args.out, args.studio, FILES[output], sweep, markdown(sweep))
     return 0
 
 

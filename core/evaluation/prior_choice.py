@@ -21,14 +21,13 @@ is exported when the run trained one: ``studio-train image_prior``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 
 import torch
 
 from .baselines import train_image_prior
-from .cli import add_training_item_arguments
+from .cli import add_training_item_arguments, write_beside_report
 from .dataset import load_train_split
 from .floors import PROPOSED
 from .generation import (
@@ -118,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--temperature takes a number above 0 and at most 2.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio
-    from ..studio import resolve_preset
     from ..training.stages import TrainPlan
 
     pipeline = load_studio(args.studio).pipeline
@@ -128,11 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     comparison = compare_prior(pipeline, train, args.run / "eval" / fold, values, args.prompts, args.prior_steps or plan.steps["image_prior"],
                                plan.batch_size["image_prior"], temperature=args.temperature, validation_seed=args.validation_seed)
     comparison["weights_version"] = pipeline.config.weights_version
-    out = args.out or resolve_preset(args.studio) / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "prior.json").write_text(json.dumps(comparison, indent=2))
-    (out / "prior.md").write_text(markdown(comparison), encoding="utf-8")
-    print(markdown(comparison))
+    write_beside_report(args.out, args.studio, "prior", comparison, markdown(comparison))
     return 0
 
 
