@@ -160,6 +160,7 @@ class Studio:
         on_step=None,
         previews: bool = False,
         best_first: bool = False,
+        temperature: float | None = None,
     ) -> Generation:
         """Makes ``num`` images, sounds or captions (``output``) from any weighted mix of inputs.
 
@@ -171,7 +172,9 @@ class Studio:
         variants by how well each matches the inputs: each is read back through its modality's
         encoder and compared with the fused inputs in the joint latent (``Generation.agreement``
         holds the cosines; the recipe's ``order`` says which variant, and so which seed, each
-        output is). Raises ``ValueError`` on bad input.
+        output is). ``temperature`` draws each variant's latent from the fused posterior
+        (``mu + temperature * sigma * eps``; 0 takes the mean; default: the preset's). Raises
+        ``ValueError`` on bad input.
         """
         check_seed(seed)
         check_weights(weights, text=text, image=image, audio=audio)
@@ -193,6 +196,7 @@ class Studio:
             text=text, image=prepared["image"], audio=prepared["audio"], weights=weights, output=output,
             num_inference_steps=steps, guidance_scale=guidance, seed=seed, num_outputs=num,
             scheduler=scheduler, caption_method=caption_method, callback_on_step_end=callback, best_first=best_first,
+            temperature=temperature,
         )
         self._remember(prepared, recipe_inputs)
         recipe = {"kind": "generate", **result.recipe}
@@ -235,6 +239,7 @@ class Studio:
                 seed=recipe["seed"], steps=recipe["steps"], guidance=recipe["guidance"], num=recipe["num_outputs"],
                 scheduler=recipe.get("scheduler"), caption_method=recipe.get("caption_method") or "beam",
                 best_first=bool(recipe.get("best_first", False)),
+                temperature=recipe.get("temperature", 0.0),  # recipes from before it took the mean
             )
         except KeyError as error:
             raise ValueError(f"The recipe lacks {error}; it may come from another version of the studio.") from error

@@ -238,6 +238,21 @@ def test_early_fusion_shapes_missing_inputs_and_round_trip(tmp_path):
         assert model.decode(posterior.mu, "image").shape == (10, 20)
 
 
+def test_a_latent_method_draws_at_the_outputs_temperature_as_the_studio_does():
+    from core.fusion.joint import JointLatentModel
+
+    torch.manual_seed(0)
+    model = EarlyFusionVAE(modality_dims=DIMS, latent_dim=6, hidden_dim=32).eval()
+    inputs = {"text": synthetic_split(5, seed=0).embeddings["text"]}
+    method = LatentModelMethod("vae", model, seed=3, latent_temperature={"image": 0.5, "caption": 1.0})
+    mean = method.encode(inputs)
+    with torch.no_grad():
+        posterior = model(inputs)
+    torch.testing.assert_close(method.draw(inputs, "image"), JointLatentModel.draw(posterior.mu, posterior.logvar, 0.5, [3, 4, 5, 6, 7]))
+    torch.testing.assert_close(method.draw(inputs, "text"), JointLatentModel.draw(posterior.mu, posterior.logvar, 1.0, [3, 4, 5, 6, 7]))
+    assert torch.equal(method.draw(inputs, "audio"), mean) and not torch.allclose(method.draw(inputs, "image"), mean)
+
+
 @pytest.mark.slow
 def test_baselines_train_and_beat_chance_on_a_shared_latent(tmp_path, one_thread):
     # embeddings of realistic width: the objective's likelihood is summed over dimensions, and
@@ -549,6 +564,15 @@ def test_guidance_is_chosen_on_training_prompts_only(tmp_path, one_thread):
     assert json.loads((tmp_path / "out" / "guidance.json").read_text()) == sweep
     with pytest.raises(SystemExit):
         choose_guidance([*arguments[:-6], "--values", "three"])
+    # the latent temperature, swept the same way at the studio's guidance, written beside the guidance sweep
+    assert choose_guidance([*arguments[:-6], "--setting", "temperature", "--values", "0,1", "--prompts", "3", "--steps", "2"]) == 0
+    temperature = json.loads((tmp_path / "out" / "temperature.json").read_text())
+    assert [r["temperature"] for r in temperature["results"]] == [0.0, 1.0] and temperature["setting"] == "temperature"
+    exported = json.loads((tmp_path / "studio" / "model_index.json").read_text())["default_guidance"]["image"]
+    assert temperature["prompt_ids"] == sweep["prompt_ids"] and temperature["guidance"] == exported
+    assert "| temperature |" in (tmp_path / "out" / "temperature.md").read_text()
+    with pytest.raises(SystemExit):
+        choose_guidance([*arguments[:-6], "--setting", "temperature", "--values", "3"])
     # best_first on the same training prompts: the first variant and the ranked first, both judged
     from core.evaluation.best_first import main as best_first
 

@@ -1,6 +1,7 @@
 """The any-to-any pipeline and the facade: outputs, recipes, replay, schedulers, errors, round trip."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -149,6 +150,33 @@ def test_best_first_orders_the_variants_by_agreement_and_replays(tiny_studio, ou
         assert ranked.agreement[0] == pytest.approx(float(torch.cosine_similarity(own, mu, dim=0)), abs=1e-5)
     again = tiny_studio.replay(json.loads(json.dumps(ranked.recipe)))
     assert again.recipe["order"] == order and all(same(a, b) for a, b in zip(ranked.outputs, again.outputs, strict=True))
+
+
+def test_temperature_draws_each_variant_from_the_posterior_and_replays(tiny_studio):
+    from core.fusion.joint import JointLatentModel
+
+    kwargs = dict(text="a green frog", seed=4, steps=STEPS, num=2)
+    mean = tiny_studio.generate("image", **kwargs)
+    drawn = tiny_studio.generate("image", **kwargs, temperature=1.0)
+    assert mean.recipe["temperature"] == 0.0 and drawn.recipe["temperature"] == 1.0  # the tiny studio's default: the mean
+    assert not same(mean.outputs[0], drawn.outputs[0])
+    again = tiny_studio.replay(json.loads(json.dumps(drawn.recipe)))
+    assert all(same(a, b) for a, b in zip(drawn.outputs, again.outputs, strict=True))
+    old = {k: v for k, v in mean.recipe.items() if k != "temperature"}  # a recipe from before the setting replays as the mean
+    assert all(same(a, b) for a, b in zip(mean.outputs, tiny_studio.replay(old).outputs, strict=True))
+    # the draw: mean + temperature * sigma * noise, one seeded stream per variant, apart from the decoders'
+    mu, logvar = torch.zeros(1, 3), torch.full((1, 3), math.log(4.0))
+    z = JointLatentModel.draw(mu, logvar, 0.5, [7, 8])
+    assert z.shape == (2, 3) and not torch.equal(z[0], z[1])
+    assert torch.equal(JointLatentModel.draw(mu, logvar, 0.5, [7])[0], z[0])
+    assert torch.allclose(JointLatentModel.draw(mu, logvar, 1.0, [7])[0], 2 * z[0])  # sigma 2: twice the temperature, twice as far
+    assert torch.equal(JointLatentModel.draw(mu + 1, logvar, 0.0, [7, 8]), torch.ones(2, 3))
+    from core.decoders.embedding_prior import prior_generators
+
+    decoders, prior = torch.randn(3, generator=torch.Generator().manual_seed(7)), torch.randn(3, generator=prior_generators([7])[0])
+    assert not torch.allclose(z[0], decoders) and not torch.allclose(z[0], prior) and not torch.allclose(decoders, prior)  # three streams
+    with pytest.raises(ValueError, match="temperature"):
+        tiny_studio.generate("image", text="a frog", temperature=-0.1)
 
 
 def test_an_output_that_cannot_be_read_back_ranks_last(tiny_studio):

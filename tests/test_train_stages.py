@@ -62,7 +62,7 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     main(["joint", *common, "--joint-objective", '{"input_noise": 1.5}'])
     # a call without overrides keeps the budgets and objective the run's plan.json holds
     main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--export-to", str(tmp_path / "studio"), "--guidance", '{"image": 6.5}',
-          "--prior-sampling", '{"guidance": 1.5, "temperature": 0.5}'])
+          "--prior-sampling", '{"guidance": 1.5, "temperature": 0.5}', "--temperature", '{"image": 0.5}'])
     plan = json.loads((run / "plan.json").read_text())
     assert plan["steps"]["caption"] == 2 and plan["joint_objective"]["input_noise"] == 1.5
     studio = load_studio(tmp_path / "studio")
@@ -70,6 +70,11 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     assert studio.pipeline.config.prior_guidance == 1.5 and studio.pipeline.config.prior_temperature == 0.5
     assert studio.pipeline.image_prior.is_trained
     assert studio.generate("image", text="a red circle", steps=2).recipe["guidance"] == 6.5
+    assert studio.pipeline.config.latent_temperature == {"image": 0.5} and plan["latent_temperature"] == {"image": 0.5}
+    assert studio.generate("image", text="a red circle", steps=2).recipe["temperature"] == 0.5
+    for wrong in ('{"image": 3}', '{"sound": 0.5}', '{"image": "warm"}'):
+        with pytest.raises(SystemExit):
+            main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--temperature", wrong])
     for wrong in ('{"image": "high"}', '{"picture": 5}', '{"image": -1}', '{"prior": 1}'):
         with pytest.raises(SystemExit):
             main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--guidance", wrong])

@@ -24,14 +24,14 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-# the prior's noise comes from its own generators, seeded apart from the decoder's: a call with
-# seed s draws the decoder's noise from s and the prior's from s + PRIOR_SEED_OFFSET
-PRIOR_SEED_OFFSET = 2**32
+from ..fusion.joint import stream_generator
+
+PRIOR_STREAM = 1  # the prior's noise comes from its own stream of each call's seed (see stream_generator)
 
 
 def prior_generators(seeds: list[int]) -> list[torch.Generator]:
     """One generator per seed for the prior's draws, apart from the decoders' streams of the same seeds."""
-    return [torch.Generator().manual_seed(int(seed) + PRIOR_SEED_OFFSET) for seed in seeds]
+    return [stream_generator(seed, PRIOR_STREAM) for seed in seeds]
 
 
 def timestep_features(timesteps: torch.Tensor, dim: int) -> torch.Tensor:

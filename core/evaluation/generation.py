@@ -230,7 +230,7 @@ def generate(method: Method, generator: MediaGenerator, test: EvalSplit, prompts
     """The judge's features of what ``method`` makes from the prompts (None if it cannot)."""
     if len(prompts) == 0:
         return None, []
-    z = method.encode(test.inputs(prompts, inputs))
+    z = method.draw(test.inputs(prompts, inputs), output)
     embeddings = None if z is None else method.predict(z, output)
     if embeddings is None:
         return None, []

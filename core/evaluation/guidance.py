@@ -1,17 +1,20 @@
-"""Choosing the default classifier-free guidance of an output on training prompts, so that the
-held-out data the report uses plays no part in the choice.
+"""Choosing the default classifier-free guidance, or latent temperature, of an output on
+training prompts, so that the held-out data the report uses plays no part in the choice.
 
-For each guidance value, the proposed model turns training items into the output (images from
+For each guidance value (or, with ``--setting temperature``, each latent temperature at the
+studio's guidance: how far the latent is drawn from the fused posterior's mean), the proposed model turns training items into the output (images from
 their captions, sounds from their images; the studio's steps, one seed per prompt); the judge
 is the report's nearest-real-item judge over the training items, the prompt's own media left
 out. The value with the highest concept coherence wins; ties go to category coherence, then
 to the lower Fréchet distance to the other training media.
 
     python -m core.evaluation.guidance --corpus C --run R [--output sound] [--values 2,3,5,7,10]
+    python -m core.evaluation.guidance --corpus C --run R --setting temperature --values 0,0.5,1
 
-writes ``guidance.json`` and ``guidance.md`` (``guidance-sound.*`` for sounds) beside the
-report. ``studio-train export --guidance '{"image": G}'`` (``"audio"`` for sounds) puts the
-chosen value into the exported studio.
+writes ``guidance.json`` and ``guidance.md`` (``guidance-sound.*`` for sounds; ``temperature*``
+for temperatures) beside the report. ``studio-train export --guidance '{"image": G}'`` (or
+``--temperature '{"image": T}'``; ``"audio"`` for sounds) puts the chosen value into the
+exported studio.
 """
 
 from __future__ import annotations
@@ -46,35 +49,40 @@ logger = logging.getLogger(__name__)
 VALUES = (2.0, 3.0, 5.0, 7.0, 10.0)
 INPUTS = {"image": ("text",), "audio": ("image",)}  # the generation task each output's guidance is chosen on
 FILES = {"image": "guidance", "audio": "guidance-sound"}
+SETTINGS = {"guidance": (VALUES, 50), "temperature": ((0.0, 0.5, 1.0), 2)}  # default values and the highest allowed
 
 
 def guidance_sweep(
     pipeline, train: EvalSplit, values: Sequence[float] = VALUES, prompts: int = 160, steps: int | None = None, seed: int = 0, output: str = "image",
+    setting: str = "guidance",
 ) -> dict:
     """Coherence and fidelity of the proposed model's ``output`` (``"image"`` from text,
-    ``"audio"`` from images) on training prompts at each guidance value; returns the sweep with
-    the chosen value."""
+    ``"audio"`` from images) on training prompts at each value of ``setting`` (``"guidance"`` or
+    ``"temperature"``, the other at the studio's default); returns the sweep with the chosen value."""
     inputs = INPUTS[output]
     judge = build_judge(output, train)
     rows = choose_prompts(train, inputs, output, judge, prompts, seed)
     concepts, categories, keys = train.labels("concept", rows), train.labels("category", rows), judge_keys(train, output, rows)
     reference = real_features(train, output, fidelity_reference(train, output, rows))
-    method = studio_method(PROPOSED, pipeline, seed=seed)
     with_media = rows[train.present[output][rows]]
     real = judge.score(real_features(train, output, with_media), train.labels("concept", with_media),
                        train.labels("category", with_media), judge_keys(train, output, with_media)) if len(with_media) else None
     results = []
     for value in values:
         start = time.perf_counter()
-        settings = GenerationSettings(prompts=prompts, steps=steps, guidance=float(value), seed=seed)
+        settings = GenerationSettings(prompts=prompts, steps=steps, guidance=float(value) if setting == "guidance" else None, seed=seed)
+        method = studio_method(PROPOSED, pipeline, seed=seed)
+        if setting == "temperature":
+            method.latent_temperature[output] = float(value)
         features, _ = generate(method, MediaGenerator(pipeline, settings), train, rows, inputs, output)
         scores = judge.score(features, concepts, categories, keys)
-        results.append({"guidance": float(value), **scores, "fidelity": fidelity(features, reference), "seconds": round(time.perf_counter() - start, 1)})
-        logger.info("guidance %g: %s", value, results[-1])
+        results.append({setting: float(value), **scores, "fidelity": fidelity(features, reference), "seconds": round(time.perf_counter() - start, 1)})
+        logger.info("%s %g: %s", setting, value, results[-1])
     best = max(results, key=lambda r: (r["concept"], r["category"], -(r["fidelity"] if r["fidelity"] is not None else float("inf"))))
     return {
-        "output": output, "task": task_name(inputs, output),
-        "chosen": best["guidance"], "results": results, "prompts": len(rows), "steps": pipeline.resolve_defaults(output, steps, None)[0],
+        "output": output, "task": task_name(inputs, output), "setting": setting,
+        "guidance": pipeline.resolve_defaults(output, None, None)[1] if setting == "temperature" else None,
+        "chosen": best[setting], "results": results, "prompts": len(rows), "steps": pipeline.resolve_defaults(output, steps, None)[0],
         "seed": seed, "chance": judge.chance(concepts, categories, keys), "real data": real,
         "prompt_ids": [train.items[i].id for i in rows.tolist()],
     }
@@ -82,21 +90,23 @@ def guidance_sweep(
 
 def markdown(sweep: dict) -> str:
     """The sweep as a short report."""
-    output = sweep.get("output", "image")
+    output, setting = sweep.get("output", "image"), sweep.get("setting", "guidance")
     media, space = ("image", "EfficientNet feature") if output == "image" else ("sound", "log-mel statistics")
     real = sweep["real data"]
     lines = [
-        f"# Choosing the default {sweep.get('task', 'text→image')} guidance on training prompts",
+        f"# Choosing the default {sweep.get('task', 'text→image')} {'latent temperature' if setting == 'temperature' else 'guidance'} on training prompts",
         "",
-        f"{sweep['prompts']} training {'captions' if output == 'image' else 'images'}, {sweep['steps']} steps, one seed per prompt; "
+        f"{sweep['prompts']} training {'captions' if output == 'image' else 'images'}, {sweep['steps']} steps, one seed per prompt"
+        + (f", guidance {sweep['guidance']:g}; the latent is drawn at the temperature from the fused posterior (0: its mean)" if setting == "temperature" else "")
+        + "; "
         f"the judge is the nearest real training {media} (the prompt's own left out) in {space} space. No held-out item of the "
         f"report is used. Chance: concept {fmt(sweep['chance']['concept'])}, category {fmt(sweep['chance']['category'])}; "
         + (f"the prompts' real {media}s: concept {fmt(real['concept'])}, category {fmt(real['category'])}." if real else f"no prompt has a real {media}."),
         "",
-        "| guidance | concept coherence | category coherence | Fréchet distance | seconds |",
+        f"| {setting} | concept coherence | category coherence | Fréchet distance | seconds |",
         "|---|---|---|---|---|",
     ]
-    return "\n".join(lines + choice_lines([f"{r['guidance']:g}" for r in sweep["results"]], sweep["results"], f"{sweep['chosen']:g}", sweep["prompts"])) + "\n"
+    return "\n".join(lines + choice_lines([f"{r[setting]:g}" for r in sweep["results"]], sweep["results"], f"{sweep['chosen']:g}", sweep["prompts"])) + "\n"
 
 
 def choice_lines(labels: Sequence[str], results: Sequence[dict], chosen: str, prompts: int) -> list[str]:
@@ -122,13 +132,15 @@ def parse_values(parser: argparse.ArgumentParser, text: str, highest: float) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.evaluation.guidance", description=__doc__.split("\n\n")[0])
-    add_training_item_arguments(parser, "guidance.json and .md (guidance-sound.* for sounds)")
+    add_training_item_arguments(parser, "guidance.json and .md (guidance-sound.* for sounds; temperature* for temperatures)")
+    parser.add_argument("--setting", choices=list(SETTINGS), default="guidance", help="what to sweep (default: %(default)s)")
     parser.add_argument("--output", choices=["image", "sound"], default="image", help="images from captions or sounds from images (default: %(default)s)")
-    parser.add_argument("--values", default=",".join(f"{v:g}" for v in VALUES), help="comma-separated guidance values (default: %(default)s)")
+    parser.add_argument("--values", default=None, help="comma-separated values (default: 2,3,5,7,10 for guidance, 0,0.5,1 for temperature)")
     parser.add_argument("--prompts", type=int, default=160, help="training prompts (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
     args = parser.parse_args(argv)
-    values = parse_values(parser, args.values, 50)
+    defaults, highest = SETTINGS[args.setting]
+    values = parse_values(parser, args.values or ",".join(f"{v:g}" for v in defaults), highest)
     output = "audio" if args.output == "sound" else "image"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio
@@ -136,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = load_studio(args.studio).pipeline
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
     with torch.no_grad():
-        sweep = guidance_sweep(pipeline, train, values, args.prompts, args.steps, output=output)
+        sweep = guidance_sweep(pipeline, train, values, args.prompts, args.steps, output=output, setting=args.setting)
     sweep["weights_version"] = pipeline.config.weights_version
-    write_beside_report(args.out, args.studio, FILES[output], sweep, markdown(sweep))
+    write_beside_report(args.out, args.studio, FILES[output].replace("guidance", args.setting), sweep, markdown(sweep))
     return 0
 
 

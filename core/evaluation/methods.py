@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..decoders.embedding_prior import prior_generators
+from ..fusion.joint import JointLatentModel
 from .label_bridge import LabelBridge
 
 CHUNK = 1024  # rows per forward pass
@@ -31,29 +32,48 @@ class Method:
     def predict(self, z: torch.Tensor, target: str) -> torch.Tensor | None:
         raise NotImplementedError
 
+    def draw(self, embeddings: Mapping[str, torch.Tensor], target: str) -> torch.Tensor | None:
+        """The representation to generate ``target`` from: by default the one ``encode`` gives."""
+        return self.encode(embeddings)
+
 
 class LatentModelMethod(Method):
     """A multimodal VAE (the joint model with any fusion rule, or the early-fusion VAE): the
     representation is the posterior mean, predictions are its embedding decoders' outputs, or
     draws from its diffusion prior where it has one for the output (``priors``, output → prior;
-    row i drawn from seed ``seed + i``, as the studio draws output i)."""
+    row i drawn from seed ``seed + i``, as the studio draws output i). To generate, it draws the
+    latent from the posterior at the output's ``latent_temperature`` (0 or absent: the mean), as
+    the studio does."""
 
     def __init__(
         self, name: str, model, description: str = "", priors: Mapping | None = None, prior_steps: int = 25, prior_guidance: float = 1.0,
-        seed: int = 0, prior_temperature: float = 1.0,
+        seed: int = 0, prior_temperature: float = 1.0, latent_temperature: Mapping[str, float] | None = None,
     ):
         self.name, self.model, self.description = name, model.eval(), description
         self.priors = {target: prior.eval() for target, prior in (priors or {}).items()}
         self.prior_steps, self.prior_guidance, self.prior_temperature, self.seed = prior_steps, prior_guidance, prior_temperature, seed
+        self.latent_temperature = dict(latent_temperature or {})
 
     @torch.no_grad()
-    def encode(self, embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def posteriors(self, embeddings: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Means and log-variances ``[B, Z]`` of the fused posteriors, in chunks."""
         count = next(iter(embeddings.values())).shape[0]
-        chunks = [
-            self.model({m: e[s : s + CHUNK].to(self.model.device) for m, e in embeddings.items()}).mu.float().cpu()
-            for s in range(0, count, CHUNK)
-        ]
-        return torch.cat(chunks)  # (B, Z)
+        mus, logvars = [], []
+        for s in range(0, count, CHUNK):
+            posterior = self.model({m: e[s : s + CHUNK].to(self.model.device) for m, e in embeddings.items()})
+            mus.append(posterior.mu.float().cpu())
+            logvars.append(posterior.logvar.float().cpu())
+        return torch.cat(mus), torch.cat(logvars)
+
+    def encode(self, embeddings: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return self.posteriors(embeddings)[0]  # (B, Z)
+
+    def draw(self, embeddings: Mapping[str, torch.Tensor], target: str) -> torch.Tensor:
+        temperature = self.latent_temperature.get("caption" if target == "text" else target, 0.0)  # keyed by the studio's outputs
+        if temperature == 0:
+            return self.encode(embeddings)
+        mu, logvar = self.posteriors(embeddings)
+        return JointLatentModel.draw(mu, logvar, temperature, [self.seed + i for i in range(len(mu))])
 
     @torch.no_grad()
     def predict(self, z: torch.Tensor, target: str) -> torch.Tensor:
@@ -76,7 +96,8 @@ def studio_priors(pipeline) -> dict:
 def prior_sampling(pipeline) -> dict:
     """How the studio draws from its prior, as ``LatentModelMethod`` keywords."""
     config = pipeline.config
-    return {"prior_steps": config.prior_steps, "prior_guidance": config.prior_guidance, "prior_temperature": config.prior_temperature}
+    return {"prior_steps": config.prior_steps, "prior_guidance": config.prior_guidance, "prior_temperature": config.prior_temperature,
+            "latent_temperature": dict(config.latent_temperature)}
 
 
 def studio_method(name: str, pipeline, description: str = "", seed: int = 0) -> LatentModelMethod:

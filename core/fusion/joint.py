@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
@@ -22,6 +23,15 @@ from torch import nn
 from .experts import FUSIONS, expert_shares, subset_masks, valid_subsets
 
 DEFAULT_MODALITY_DIMS = {"text": 384, "image": 1280, "audio": 384}
+LATENT_STREAM = 2  # the stream of latent draws (see stream_generator)
+
+def stream_generator(seed: int, stream: int) -> torch.Generator:
+    """A generator for one call's ``seed`` on its own ``stream`` (1: the image prior's draws, 2:
+    latent draws), apart from the decoders' generator seeded with ``seed`` itself. The CPU
+    generator keeps only a seed's low 32 bits, so an offset such as ``seed + 2**32`` would give
+    the decoders' very stream; numpy's SeedSequence mixes the pair into a 32-bit seed instead."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), stream]).generate_state(1)[0]))
+
 
 WeightsInput = Mapping[str, float | torch.Tensor] | torch.Tensor | None
 
@@ -192,6 +202,17 @@ class JointLatentModel(StandardisedEmbeddings, ModelMixin, ConfigMixin):
         return self.fuse(*self.experts(embeddings, weights))
 
     # --- decoding -------------------------------------------------------------------------
+
+    @staticmethod
+    def draw(mu: torch.Tensor, logvar: torch.Tensor, temperature: float, seeds: list[int]) -> torch.Tensor:
+        """Latents ``[N, Z]`` drawn from posteriors ``[N, Z]`` (or one ``[1, Z]``, for N seeds) at
+        ``temperature``: ``mu + temperature * sigma * eps``, row i's noise from ``seeds[i]`` on a
+        stream apart from the decoders' and the prior's; temperature 0 gives the means."""
+        mu, logvar = mu.expand(len(seeds), -1), logvar.expand(len(seeds), -1)
+        if temperature == 0:
+            return mu
+        noise = torch.stack([torch.randn(mu.shape[1], generator=stream_generator(s, LATENT_STREAM)) for s in seeds])
+        return mu + temperature * (0.5 * logvar).exp() * noise.to(mu.device, mu.dtype)
 
     @staticmethod
     def sample(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

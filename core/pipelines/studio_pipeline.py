@@ -147,6 +147,7 @@ class StudioPipeline(DiffusionPipeline):
         prior_steps: int = 25,
         prior_guidance: float = 1.0,
         prior_temperature: float = 1.0,
+        latent_temperature: dict | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -178,6 +179,7 @@ class StudioPipeline(DiffusionPipeline):
             prior_steps=prior_steps,
             prior_guidance=prior_guidance,
             prior_temperature=prior_temperature,
+            latent_temperature=latent_temperature or {},
         )
         self._vocoder: Vocoder | None = None
 
@@ -201,7 +203,10 @@ class StudioPipeline(DiffusionPipeline):
 
     # --- 1. checking --------------------------------------------------------------------------
 
-    def check_inputs(self, inputs: dict[str, Any], weights: dict[str, float], output: str, steps: int, guidance: float, num_outputs: int, scheduler: str | None, best_first: bool = False) -> None:
+    def check_inputs(
+        self, inputs: dict[str, Any], weights: dict[str, float], output: str, steps: int, guidance: float, num_outputs: int, scheduler: str | None,
+        best_first: bool = False, temperature: float = 0.0,
+    ) -> None:
         """Raises a ``ValueError`` that says how to fix a bad request."""
         if output not in OUTPUTS:
             raise ValueError(f"Unknown output {output!r}; choose one of {OUTPUTS}.")
@@ -224,6 +229,8 @@ class StudioPipeline(DiffusionPipeline):
             raise ValueError(f"num_outputs must be an integer from 1 to 16, got {num_outputs!r}.")
         if scheduler is not None and scheduler not in SCHEDULERS:
             raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {sorted(SCHEDULERS)}.")
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not math.isfinite(temperature) or not 0 <= temperature <= 2:
+            raise ValueError(f"temperature must be a number from 0 to 2, got {temperature!r}.")
         if not isinstance(best_first, bool):
             raise ValueError(f"best_first must be true or false, got {best_first!r}.")
         if best_first and self.encoder(OUTPUT_MODALITY[output]) is None:
@@ -237,6 +244,10 @@ class StudioPipeline(DiffusionPipeline):
         if guidance is None:
             guidance = self.config.default_guidance.get(output, 1.0)
         return steps, guidance
+
+    def resolve_temperature(self, output: str, temperature: float | None) -> float:
+        """The latent temperature as given, else the pipeline's default for ``output`` (0: the posterior mean)."""
+        return float(self.config.latent_temperature.get(output, 0.0)) if temperature is None else temperature
 
     def encoder(self, modality: str):
         return {"text": self.text_encoder, "image": self.image_encoder, "audio": self.audio_encoder}[modality]
@@ -406,6 +417,7 @@ class StudioPipeline(DiffusionPipeline):
         scheduler: str | None = None,
         caption_method: str = "beam",
         best_first: bool = False,
+        temperature: float | None = None,
     ) -> StudioPipelineOutput:
         """Generates ``num_outputs`` images, sounds or captions from any weighted mix of inputs.
 
@@ -423,20 +435,24 @@ class StudioPipeline(DiffusionPipeline):
             best_first: order the outputs by their agreement with the inputs, best first (see
                 ``agreement``); the recipe's ``order`` lists each output's variant ``i`` (its
                 seed is ``seed + i``), and replaying the recipe ranks them again.
+            temperature: how far each output's latent is drawn from the fused posterior's mean,
+                in posterior standard deviations (0: the mean itself; default from the config,
+                ``latent_temperature``, per output). Output ``i`` draws with seed ``seed + i``.
         """
         weights = dict(weights or {})
         steps, guidance = self.resolve_defaults(output, num_inference_steps, guidance_scale)
+        temperature = self.resolve_temperature(output, temperature)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
         # 1. check inputs
-        self.check_inputs({"text": text, "image": image, "audio": audio}, weights, output, steps, guidance, num_outputs, scheduler, best_first)
+        self.check_inputs({"text": text, "image": image, "audio": audio}, weights, output, steps, guidance, num_outputs, scheduler, best_first, temperature)
         if output == "caption" and caption_method not in ("greedy", "beam", "sample"):
             raise ValueError(f"Unknown caption_method {caption_method!r}; choose greedy, beam or sample.")
         # 2. load the media and fuse the inputs in the joint latent
         inputs, recipe_inputs = self.prepare_inputs(text, image, audio)
         posterior = self.fuse(inputs, weights)
-        # 3. decode the fused posterior mean: to the output's embedding, then to media
-        z = posterior.mu.expand(num_outputs, -1)  # (N, Z)
+        # 3. draw from the fused posterior (its mean at temperature 0): to the output's embedding, then to media
+        z = self.joint.draw(posterior.mu, posterior.logvar, temperature, [seed + i for i in range(num_outputs)])  # (N, Z)
         outputs = self.decode_latents(z, output, steps, guidance, seed, callback_on_step_end, scheduler, caption_method)
         order, agreement = list(range(num_outputs)), None
         if best_first:
@@ -453,6 +469,7 @@ class StudioPipeline(DiffusionPipeline):
             "seed": seed,
             "steps": steps,
             "guidance": float(guidance),
+            "temperature": float(temperature),
             "num_outputs": num_outputs,
             "scheduler": scheduler,
             "caption_method": caption_method if output == "caption" else None,

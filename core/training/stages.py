@@ -73,6 +73,8 @@ class TrainPlan:
     guidance: dict[str, float] = field(default_factory=lambda: {"image": 7.0, "audio": 5.0})
     # how the exported studio draws from the image prior, where the run trained one (core.evaluation.prior_choice)
     prior_sampling: dict[str, float] = field(default_factory=lambda: {"guidance": 1.0, "temperature": 1.0})
+    # the exported studio's latent temperature per output (0: the posterior mean), chosen by core.evaluation.guidance --setting temperature
+    latent_temperature: dict[str, float] = field(default_factory=dict)
     mixed_precision: str = "no"
 
     @classmethod
@@ -87,6 +89,7 @@ class TrainPlan:
             plan.joint_objective = saved.get("joint_objective", {"beta": 1.0, "contrastive": 0.5})  # older runs'
             plan.guidance = saved.get("guidance", {"image": 3.0, "audio": 3.0})  # older runs' exports had the pipeline's 3
             plan.prior_sampling.update(saved.get("prior_sampling", {}))
+            plan.latent_temperature.update(saved.get("latent_temperature", {}))
         return plan
 
 
@@ -290,6 +293,7 @@ def stage_export(run: Run, pipeline, target: Path) -> None:
     sampling = run.plan.prior_sampling
     pipeline.register_to_config(prior_guidance=float(sampling["guidance"]), prior_temperature=float(sampling["temperature"]))
     pipeline.register_to_config(default_guidance={**pipeline.config.default_guidance, **run.plan.guidance})
+    pipeline.register_to_config(latent_temperature={**pipeline.config.latent_temperature, **run.plan.latent_temperature})
     pipeline.register_to_config(weights_version=f"trained-{time.strftime('%Y%m%d')}-{weights_digest(pipeline)}")
     pipeline.save_pretrained(target)
 
@@ -358,6 +362,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--joint-objective", type=json.loads, default=None, help='JSON overrides of the joint objective, e.g. \'{"beta": 1.0}\'')
     parser.add_argument("--guidance", type=json.loads, default=None, help='JSON overrides of the exported default guidance, e.g. \'{"image": 5.0}\'')
     parser.add_argument("--prior-sampling", type=json.loads, default=None, help='JSON overrides of how the exported studio draws from the image prior, e.g. \'{"temperature": 0.5}\'')
+    parser.add_argument("--temperature", type=json.loads, default=None, help='JSON overrides of the exported latent temperature, e.g. \'{"image": 0.5}\'')
     parser.add_argument("--export-to", type=Path, default=None, help="with export: the studio folder to write")
     parser.add_argument("--from-studio", type=Path, default=None, help="with import: a saved studio (e.g. assets/embedded) whose trained parts the run lacks")
     args = parser.parse_args(argv)
@@ -384,6 +389,12 @@ def main(argv: list[str] | None = None) -> None:
         ):
             parser.error('--prior-sampling takes "guidance" (0 to 20) and "temperature" (above 0, at most 2), e.g. \'{"temperature": 0.5}\'.')
         plan.prior_sampling.update({key: float(value) for key, value in args.prior_sampling.items()})
+    if args.temperature:
+        if not isinstance(args.temperature, dict) or not all(
+            key in ("image", "audio", "caption") and isinstance(value, (int, float)) and 0 <= value <= 2 for key, value in args.temperature.items()
+        ):
+            parser.error('--temperature takes numbers from 0 to 2 for "image", "audio" and "caption", e.g. \'{"image": 0.5}\'.')
+        plan.latent_temperature.update({key: float(value) for key, value in args.temperature.items()})
     run = Run(args.corpus, args.run, plan)
     run.folder.mkdir(parents=True, exist_ok=True)
     (run.folder / "plan.json").write_text(json.dumps(asdict(plan), indent=2))
