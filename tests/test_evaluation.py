@@ -573,11 +573,20 @@ def test_guidance_is_chosen_on_training_prompts_only(tmp_path, one_thread):
     assert "| temperature |" in (tmp_path / "out" / "temperature.md").read_text()
     with pytest.raises(SystemExit):
         choose_guidance([*arguments[:-6], "--setting", "temperature", "--values", "3"])
+    # the image decoder fed the caption's, the image's through the latent, and the real embedding
+    from core.evaluation.image_paths import PATHS
+    from core.evaluation.image_paths import main as image_paths
+
+    assert image_paths([*arguments[:-6], "--prompts", "3", "--steps", "2"]) == 0
+    paths = json.loads((tmp_path / "out" / "image-paths.json").read_text())
+    assert list(paths["results"]) == list(PATHS) and paths["prompts"] == 3 and all(not i.startswith("yellow") for i in paths["prompt_ids"])
+    assert paths["real data"]["concept"] is not None and "| the item's image embedding itself |" in (tmp_path / "out" / "image-paths.md").read_text()
     # best_first on the same training prompts: the first variant and the ranked first, both judged
     from core.evaluation.best_first import main as best_first
 
-    assert best_first([*arguments[:-6], "--variants", "2", "--prompts", "3", "--steps", "2"]) == 0
+    assert best_first([*arguments[:-6], "--variants", "2", "--prompts", "3", "--steps", "2", "--temperature", "0.5"]) == 0
     comparison = json.loads((tmp_path / "out" / "best-first.json").read_text())
+    assert comparison["temperature"] == 0.5 and "latent temperature 0.5" in (tmp_path / "out" / "best-first.md").read_text()
     assert comparison["prompt_ids"] == sweep["prompt_ids"] and comparison["variants"] == 2
     assert set(comparison["results"]) == {"first variant", "best first"} and 0 <= comparison["ranked_first_is_not_variant_0"] <= 3
     assert "| best first |" in (tmp_path / "out" / "best-first.md").read_text()

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 def best_first_comparison(
     studio, train: EvalSplit, variants: int = 4, prompts: int = 160, seed: int = 0, steps: int | None = None, output: str = "image", corpus: Path | None = None,
+    temperature: float | None = None,
 ) -> dict:
     """Judge scores of the first variant and of the variant ``best_first`` ranks first, on the
     same outputs: images from training captions, or sounds from training images (read from ``corpus``)."""
@@ -50,7 +51,7 @@ def best_first_comparison(
     for count, row in enumerate(rows.tolist(), 1):
         item = train.items[row]
         prompt = {"text": item.caption} if given == "text" else {"image": load_image(str(corpus / item.image))}
-        made = studio.generate(output, **prompt, seed=seed, steps=steps, num=variants, best_first=True)
+        made = studio.generate(output, **prompt, seed=seed, steps=steps, num=variants, best_first=True, temperature=temperature)
         order = made.recipe["order"]
         first.append(made.outputs[order.index(0)])
         ranked.append(made.outputs[0])
@@ -62,6 +63,7 @@ def best_first_comparison(
                   for name, outputs in (("first variant", first), ("best first", ranked))}
     return {
         "output": output, "variants": variants, "prompts": len(rows), "seed": seed, "steps": studio.pipeline.resolve_defaults(output, steps, None)[0],
+        "temperature": studio.pipeline.resolve_temperature(output, temperature),
         "results": scores, "ranked_first_is_not_variant_0": moved, "seconds": round(time.perf_counter() - start, 1),
         "chance": judge.chance(concepts, categories, keys), "prompt_ids": [train.items[i].id for i in rows.tolist()],
     }
@@ -90,7 +92,7 @@ def markdown(comparison: dict) -> str:
         f"# Best first: the first of the variants, ranked by agreement with the prompt ({made}s)",
         "",
         f"{n} training {prompts}, {k} variants each (seeds {comparison['seed']} to {comparison['seed'] + k - 1}), {comparison['steps']} steps, "
-        f"the studio's guidance. {judged} "
+        f"the studio's guidance, latent temperature {comparison.get('temperature', 0.0):g}. {judged} "
         f"Chance: concept {fmt(comparison['chance']['concept'])}, category {fmt(comparison['chance']['category'])}.",
         "",
         f"| {made} shown first | concept coherence | category coherence |",
@@ -110,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", type=int, default=4, help="images per caption, ranked (default: %(default)s)")
     parser.add_argument("--prompts", type=int, default=160, help="training captions (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
+    parser.add_argument("--temperature", type=float, default=None, help="latent temperature, 0 to 2 (default: the studio's)")
     args = parser.parse_args(argv)
+    if args.temperature is not None and not 0 <= args.temperature <= 2:
+        parser.error("--temperature takes 0 to 2.")
     if not 2 <= args.variants <= 16:
         parser.error("--variants takes 2 to 16.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     studio = load_studio(args.studio)
     train = load_train_split(args.run, args.corpus, studio.pipeline.audio_encoder)
     output = "audio" if args.output == "sound" else "image"
-    comparison = best_first_comparison(studio, train, args.variants, args.prompts, steps=args.steps, output=output, corpus=args.corpus)
+    comparison = best_first_comparison(studio, train, args.variants, args.prompts, steps=args.steps, output=output, corpus=args.corpus, temperature=args.temperature)
     comparison["weights_version"] = studio.weights_version
     write_beside_report(args.out, args.studio, FILES[output].replace("guidance", "best-first"), comparison, markdown(comparison))
     return 0
