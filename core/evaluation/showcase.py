@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sounds", type=int, default=4, help="how many image→sound examples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
-    parser.add_argument("--variants", type=int, default=4, help="images per prompt, the best first on the sheet (default: %(default)s)")
+    parser.add_argument("--variants", type=int, default=1, help="images per prompt; above 1, the best first goes on the sheet (default: %(default)s)")
     args = parser.parse_args(argv)
     if not 1 <= args.variants <= 16:
         parser.error("--variants takes 1 to 16.")
