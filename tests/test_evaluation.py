@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 
@@ -581,6 +582,7 @@ def test_guidance_is_chosen_on_training_prompts_only(tmp_path, one_thread):
     paths = json.loads((tmp_path / "out" / "image-paths.json").read_text())
     assert list(paths["results"]) == list(PATHS) and paths["prompts"] == 3 and all(not i.startswith("yellow") for i in paths["prompt_ids"])
     assert paths["real data"]["concept"] is not None and "| the item's image embedding itself |" in (tmp_path / "out" / "image-paths.md").read_text()
+    assert PIL.Image.open(tmp_path / "out" / "image-paths.png").size == (4 * 96, 3 * (96 + 30))  # three items, four tiles each
     # best_first on the same training prompts: the first variant and the ranked first, both judged
     from core.evaluation.best_first import main as best_first
 

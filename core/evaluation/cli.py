@@ -59,9 +59,9 @@ def add_training_item_arguments(parser: argparse.ArgumentParser, outputs: str) -
     parser.add_argument("--out", type=Path, default=None, help=f"folder for {outputs} (default: <studio>/eval)")
 
 
-def write_beside_report(out: Path | None, studio: str, name: str, result: dict, text: str) -> None:
+def write_beside_report(out: Path | None, studio: str, name: str, result: dict, text: str) -> Path:
     """Writes ``name.json`` and ``name.md`` (``text``) into ``out``, by default the studio's
-    ``eval/`` folder beside the report, and prints the text."""
+    ``eval/`` folder beside the report, prints the text, and returns the folder."""
     from ..studio import resolve_preset
 
     out = out or resolve_preset(studio) / "eval"
@@ -69,6 +69,7 @@ def write_beside_report(out: Path | None, studio: str, name: str, result: dict, 
     (out / f"{name}.json").write_text(json.dumps(result, indent=2))
     (out / f"{name}.md").write_text(text, encoding="utf-8")
     print(text)
+    return out
 
 
 def proposed_description(objective: dict[str, float]) -> str:

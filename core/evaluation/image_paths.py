@@ -14,7 +14,8 @@ the last and the real images' own score, the decoder's.
 
     python -m core.evaluation.image_paths --corpus C --run R [--prompts 160]
 
-writes ``image-paths.json`` and ``image-paths.md`` beside the report.
+writes ``image-paths.json``, ``image-paths.md`` and ``image-paths.png`` (for the first
+``--sheet`` items: the real image, then the image decoded from each path) beside the report.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
 
 import torch
+from PIL import Image
 
 from .cli import add_training_item_arguments, write_beside_report
 from .dataset import EvalSplit, load_train_split
@@ -48,19 +51,20 @@ PATHS = {
 }
 
 
-def image_paths(pipeline, train: EvalSplit, prompts: int = 160, seed: int = 0, steps: int | None = None) -> dict:
-    """Judge scores of images decoded from each path's embedding, on training items with a caption and an image."""
+def image_paths(pipeline, train: EvalSplit, prompts: int = 160, seed: int = 0, steps: int | None = None) -> tuple[dict, dict[str, list[Image.Image]]]:
+    """Judge scores of images decoded from each path's embedding, on training items with a
+    caption and an image; and the images, by path."""
     judge = build_judge("image", train)
     rows = choose_prompts(train, ("text", "image"), "image", judge, prompts, seed)
     concepts, categories, keys = train.labels("concept", rows), train.labels("category", rows), judge_keys(train, "image", rows)
     method = studio_method(PROPOSED, pipeline, seed=seed)
     generator = MediaGenerator(pipeline, GenerationSettings(prompts=prompts, steps=steps, seed=seed))
-    results = {}
+    results, images = {}, {}
     for name, inputs in PATHS.items():
         start = time.perf_counter()
         with torch.no_grad():
             embeddings = train.embeddings["image"][rows] if inputs is None else method.predict(method.draw(train.inputs(rows, inputs), "image"), "image")
-            features, _ = generator.features(embeddings, "image")
+            features, images[name] = generator.features(embeddings, "image")
         results[name] = {**judge.score(features, concepts, categories, keys), "seconds": round(time.perf_counter() - start, 1)}
         logger.info("%s: %s", name, results[name])
     return {
@@ -68,7 +72,21 @@ def image_paths(pipeline, train: EvalSplit, prompts: int = 160, seed: int = 0, s
         "results": results, "chance": judge.chance(concepts, categories, keys),
         "real data": judge.score(real_features(train, "image", rows), concepts, categories, keys),
         "prompt_ids": [train.items[i].id for i in rows.tolist()],
-    }
+    }, images
+
+
+def paths_sheet(paths: dict, images: dict[str, list[Image.Image]], train: EvalSplit, corpus: Path, count: int) -> Image.Image:
+    """For the first ``count`` items, a row each: the real image, then the image from each path."""
+    from ..media import load_image
+    from .showcase import contact_sheet
+
+    items = {item.id: item for item in train.items}
+    tiles, labels = [], []
+    for index, key in enumerate(paths["prompt_ids"][:count]):
+        item = items[key]
+        tiles += [load_image(str(corpus / item.image))] + [images[name][index] for name in PATHS]
+        labels += [f"real: {item.caption}", "from the caption", "image via latent", "real embedding"]
+    return contact_sheet(tiles, labels, columns=4)
 
 
 def markdown(paths: dict) -> str:
@@ -95,15 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     add_training_item_arguments(parser, "image-paths.json and .md")
     parser.add_argument("--prompts", type=int, default=160, help="training items (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
+    parser.add_argument("--sheet", type=int, default=8, help="items on image-paths.png (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio
 
     pipeline = load_studio(args.studio).pipeline
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
-    paths = image_paths(pipeline, train, args.prompts, steps=args.steps)
+    paths, images = image_paths(pipeline, train, args.prompts, steps=args.steps)
     paths["weights_version"] = pipeline.config.weights_version
-    write_beside_report(args.out, args.studio, "image-paths", paths, markdown(paths))
+    out = write_beside_report(args.out, args.studio, "image-paths", paths, markdown(paths))
+    paths_sheet(paths, images, train, args.corpus, args.sheet).save(out / "image-paths.png", optimize=True)
     return 0
 
 
