@@ -38,6 +38,7 @@ OUTPUTS = {"image": "image", "sound": "audio", "caption": "caption"}  # what the
 MAX_WEIGHT = 10.0
 MAX_STEPS = 100
 MAX_GUIDANCE = 20.0
+MAX_TEMPERATURE = 2.0
 MAX_VARIANTS = 4
 MAX_FRAMES = 8
 MAX_SEED = 2**31 - 17
@@ -100,6 +101,9 @@ class StudioService:
     def default_guidance(self, output: str = "image") -> float:
         return float(self.studio.pipeline.config.default_guidance.get(output, 3.0))
 
+    def default_temperature(self, output: str = "image") -> float:
+        return float(self.studio.pipeline.resolve_temperature(output, None))
+
     @property
     def is_trained(self) -> bool:
         return bool(self.studio.is_trained)
@@ -119,9 +123,11 @@ class StudioService:
         variants: Any = 1,
         on_step: StepCallback | None = None,
         best_first: Any = False,
+        temperature: Any = None,
     ) -> Result:
         """Any weighted mix of text, image and sound → ``variants`` images, sounds or captions;
-        with ``best_first``, ordered by how well each matches the inputs."""
+        with ``best_first``, ordered by how well each matches the inputs; ``temperature`` (0 to 2,
+        default the studio's) draws each variant's latent from the fused posterior."""
         target = check_output(output)
         text = text if isinstance(text, str) and text.strip() else None
         weights = check_weights(weights)
@@ -131,18 +137,24 @@ class StudioService:
         variants = check_int(variants, "variants", 1, MAX_VARIANTS)
         if not isinstance(best_first, bool):
             raise ValueError(f"best_first must be true or false, got {best_first!r}.")
+        if temperature is not None:
+            temperature = check_number(temperature, "temperature", 0, MAX_TEMPERATURE)
         with self.lock:
             generation = self.studio.generate(
                 target, text=text, image=image, audio=audio, weights=weights, seed=seed, steps=steps,
                 guidance=guidance, num=variants, on_step=on_step, previews=on_step is not None, best_first=best_first,
+                temperature=temperature,
             )
         return self._save("generate", generation, {"image": image, "audio": audio})
 
-    def text_to_image(self, prompt: str, seed: Any = 0, steps: Any = None, guidance: Any = None, variants: Any = 1, on_step: StepCallback | None = None, best_first: Any = False) -> Result:
+    def text_to_image(
+        self, prompt: str, seed: Any = 0, steps: Any = None, guidance: Any = None, variants: Any = 1, on_step: StepCallback | None = None,
+        best_first: Any = False, temperature: Any = None,
+    ) -> Result:
         """A prompt → images."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("The prompt is empty: type a few words, e.g. 'a red fire truck'.")
-        return self.mix(text=prompt, output="image", seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=on_step, best_first=best_first)
+        return self.mix(text=prompt, output="image", seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=on_step, best_first=best_first, temperature=temperature)
 
     def image_to_audio(self, image: Any, seed: Any = 0, steps: Any = None, guidance: Any = None, on_step: StepCallback | None = None) -> Result:
         """An image → a sound."""
@@ -409,6 +421,7 @@ class StudioService:
             fields["weights"] = {m: float(weights.get(m, 1.0)) for m in ("text", "image", "audio")}
             fields["variants"] = recipe.get("num_outputs", 1)
             fields["best_first"] = bool(recipe.get("best_first", False))
+            fields["temperature"] = float(recipe.get("temperature", 0.0))
         fields["note"] = ("Upload again: " + ", ".join(missing) + ".") if missing else ""
         return fields
 

@@ -29,6 +29,7 @@ from .service import (
     MAX_HITS,
     MAX_SEED,
     MAX_STEPS,
+    MAX_TEMPERATURE,
     MAX_VARIANTS,
     MAX_WEIGHT,
     OUTPUTS,
@@ -43,7 +44,7 @@ INTRO = (
     "The meter shows how much each input pulls on the fused latent."
 )
 OUTPUT_CHOICES = ["image", "sound", "caption"]
-CREATE_FIELDS = ["text", "text_weight", "image", "image_weight", "audio", "audio_weight", "output", "seed", "steps", "guidance", "variants", "best_first"]
+CREATE_FIELDS = ["text", "text_weight", "image", "image_weight", "audio", "audio_weight", "output", "seed", "steps", "guidance", "variants", "best_first", "temperature"]
 MORPH_FIELDS = ["text_a", "image_a", "audio_a", "text_b", "image_b", "audio_b", "output", "frames", "seed", "steps"]
 MAX_FILE_SIZE = "20mb"
 PROGRESS = gr.Progress()  # gradio hands each call its own tracker in place of this default
@@ -132,7 +133,10 @@ class StudioPage:
     # --- public endpoints ---------------------------------------------------------------------
 
     @user_errors
-    def text_to_image(self, prompt: str, seed: float = 0, steps: float | None = None, guidance: float | None = None, variants: float = 1, best_first: bool = False, progress=PROGRESS, request: gr.Request = None):
+    def text_to_image(
+        self, prompt: str, seed: float = 0, steps: float | None = None, guidance: float | None = None, variants: float = 1, best_first: bool = False,
+        temperature: float | None = None, progress=PROGRESS, request: gr.Request = None,
+    ):
         """Makes images from a text prompt.
 
         Args:
@@ -142,10 +146,14 @@ class StudioPage:
             guidance: classifier-free guidance (0 to 20; default: the studio's for the output).
             variants: how many images (1 to 4).
             best_first: order the images by how well each matches the prompt, best first.
+            temperature: variety, 0 to 2: each image's latent is drawn this many posterior standard deviations from the mean (default: the studio's).
         Returns:
             PNG files with their recipe inside, and the recipe.
         """
-        result = self.service.text_to_image(prompt, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), on_step=self._on_step(progress, request))
+        result = self.service.text_to_image(
+            prompt, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature,
+            on_step=self._on_step(progress, request),
+        )
         return [str(p) for p in result.files], result.recipe
 
     @user_errors
@@ -191,6 +199,7 @@ class StudioPage:
         guidance: float | None = None,
         variants: float = 1,
         best_first: bool = False,
+        temperature: float | None = None,
         progress=PROGRESS,
         request: gr.Request = None,
     ):
@@ -209,12 +218,14 @@ class StudioPage:
             guidance: classifier-free guidance (0 to 20; default: the studio's for the output).
             variants: how many outputs (1 to 4).
             best_first: order the outputs by how well each matches the inputs, best first.
+            temperature: variety, 0 to 2: each output's latent is drawn this many posterior standard deviations from the mean (default: the studio's).
         Returns:
             Media files (PNG or WAV, each with its recipe inside), captions, each input's share of the fused latent, and the recipe.
         """
         result = self.service.mix(
             text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight), output=output,
-            seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), on_step=self._on_step(progress, request),
+            seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature,
+            on_step=self._on_step(progress, request),
         )
         return [str(p) for p in result.files], result.captions, result.shares, result.recipe
 
@@ -335,7 +346,7 @@ class StudioPage:
         return self.service.default_guidance(OUTPUTS.get(output, "image"))
 
     @user_errors
-    def create(self, text, text_weight, image, image_weight, audio, audio_weight, output, seed, steps, guidance, variants, best_first, request: gr.Request):
+    def create(self, text, text_weight, image, image_weight, audio, audio_weight, output, seed, steps, guidance, variants, best_first, temperature, request: gr.Request):
         """Create with live progress: yields a progress bar per denoising step, then the results."""
         stop = self._stops.setdefault(_session(request), threading.Event())
         stop.clear()
@@ -350,7 +361,7 @@ class StudioPage:
             try:
                 updates.put(("done", self.service.mix(
                     text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight),
-                    output=output, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), on_step=on_step,
+                    output=output, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature, on_step=on_step,
                 )))
             except BaseException as error:  # handed to the page below
                 updates.put(("error", error))
@@ -464,6 +475,7 @@ class StudioPage:
             c["audio"]: _path(fields["audio"]), c["audio_weight"]: weights["audio"],
             c["output"]: fields["output"], c["seed"]: fields["seed"], c["steps"]: fields["steps"],
             c["guidance"]: fields["guidance"], c["variants"]: fields["variants"], c["best_first"]: fields["best_first"],
+            c["temperature"]: fields["temperature"],
         }
 
     # --- the History tab ---------------------------------------------------------------------
@@ -557,7 +569,7 @@ def build_ui(service: StudioService, concurrency_limit: int = 1) -> gr.Blocks:
         with gr.Tabs() as tabs:
             c = page.c = {"tabs": tabs}
             with gr.Tab("Create", id="create"):
-                _create_tab(c, steps, guidance)
+                _create_tab(c, steps, guidance, service.default_temperature("image"))
             with gr.Tab("Describe", id="describe"):
                 d = _describe_tab()
             with gr.Tab("Hear", id="hear"):
@@ -568,7 +580,7 @@ def build_ui(service: StudioService, concurrency_limit: int = 1) -> gr.Blocks:
                 m = page.m = _morph_tab(steps)
             with gr.Tab("History", id="history"):
                 hist = _history_tab()
-        api = _api_components(steps, guidance)
+        api = _api_components(steps, guidance, service.default_temperature("image"))
 
         history_outputs = [hist["gallery"], hist["ids"], hist["info"]]
 
@@ -616,8 +628,8 @@ def build_ui(service: StudioService, concurrency_limit: int = 1) -> gr.Blocks:
 
         # API-only endpoints (the page reaches the same actions through its tabs)
         a = api
-        gr.on([], page.text_to_image, [a["text"], a["seed"], a["steps"], a["guidance"], a["variants"], a["best_first"]], [a["files"], a["recipe"]], api_name="text_to_image", **run)
-        gr.on([], page.mix, [a["text"], a["text_weight"], a["image"], a["image_weight"], a["audio"], a["audio_weight"], a["output"], a["seed"], a["steps"], a["guidance"], a["variants"], a["best_first"]],
+        gr.on([], page.text_to_image, [a["text"], a["seed"], a["steps"], a["guidance"], a["variants"], a["best_first"], a["temperature"]], [a["files"], a["recipe"]], api_name="text_to_image", **run)
+        gr.on([], page.mix, [a["text"], a["text_weight"], a["image"], a["image_weight"], a["audio"], a["audio_weight"], a["output"], a["seed"], a["steps"], a["guidance"], a["variants"], a["best_first"], a["temperature"]],
               [a["files"], a["captions"], a["shares"], a["recipe"]], api_name="mix", **run)
         gr.on([], page.replay, [a["recipe_in"], a["image"], a["audio"]], [a["files"], a["captions"], a["recipe"]], api_name="replay", **run)
         gr.on([], page.read_recipe, [a["file"]], [a["recipe"]], api_name="read_recipe", queue=False)
@@ -641,7 +653,7 @@ def _settings(steps: int, guidance: float, seed_with_dice: bool = True) -> dict[
     return parts
 
 
-def _create_tab(c: dict, steps: int, guidance: float) -> None:
+def _create_tab(c: dict, steps: int, guidance: float, temperature: float) -> None:
     with gr.Row():
         with gr.Column():
             c["text"] = gr.Textbox(label="Text", placeholder="a red fire truck", elem_id="create-text")
@@ -662,6 +674,8 @@ def _create_tab(c: dict, steps: int, guidance: float) -> None:
             c.update(_settings(steps, guidance))
             c["variants"] = gr.Slider(1, MAX_VARIANTS, value=1, step=1, label="Variants")
             c["best_first"] = gr.Checkbox(False, label="Best first", info="Order the variants by how well each matches the inputs")
+            c["temperature"] = gr.Slider(0, MAX_TEMPERATURE, value=temperature, step=0.05, label="Variety",
+                                         info="0: every variant from the inputs' fused mean; higher: variants drawn further from it")
             with gr.Row():
                 c["create"] = gr.Button("Create", variant="primary", elem_id="create")
                 c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -760,7 +774,7 @@ def _history_tab() -> dict:
     return hist
 
 
-def _api_components(steps: int, guidance: float) -> dict:
+def _api_components(steps: int, guidance: float, temperature: float) -> dict:
     """Hidden inputs and outputs of the API-only endpoints."""
     a: dict[str, Any] = {}
     with gr.Column(visible=False):
@@ -775,6 +789,7 @@ def _api_components(steps: int, guidance: float) -> dict:
         a["guidance"] = gr.Number(guidance, label="guidance")
         a["variants"] = gr.Number(1, label="variants")
         a["best_first"] = gr.Checkbox(False, label="best_first")
+        a["temperature"] = gr.Number(temperature, label="temperature")
         a["limit"] = gr.Number(20, label="limit")
         a["recipe_in"] = gr.JSON(label="recipe")
         a["file"] = gr.File(label="file", type="filepath")

@@ -115,6 +115,9 @@ def test_best_first_keeps_each_file_with_its_own_recipe_and_restores(service):
     assert read_recipe(ranked.files[2]) == {**ranked.recipe, "variant": 2}
     assert service.recipe_fields(ranked.recipe)["best_first"] is True
     assert service.recipe_fields(plain.recipe)["best_first"] is False
+    varied = service.text_to_image("a red bird", seed=5, steps=STEPS, variants=2, temperature=0.75)
+    assert varied.recipe["temperature"] == 0.75 and service.recipe_fields(varied.recipe)["temperature"] == 0.75
+    assert plain.recipe["temperature"] == service.default_temperature("image") == 0.0
 
 
 def test_recipe_fields_restore_inputs_or_say_what_to_upload(service):
@@ -156,18 +159,18 @@ def test_the_page_streams_progress_and_stops_on_request(service):
     page = StudioPage(service)
     page.c = {k: k for k in ("progress", "preview", "gallery", "captions", "meter", "recipe")} | {"sounds": ["s0", "s1", "s2", "s3"]}
     request = type("Request", (), {"session_hash": "abc"})()
-    updates = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, request))
+    updates = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, request))
     assert "Step 1 of 3" in updates[1]["progress"] and updates[-1]["recipe"]["steps"] == 3
     assert updates[-1]["gallery"]["value"][0][1] == "variant 1 · seed 0"
-    stopped = page.create("a bird", 1, None, 1, None, 1, "image", 0, 100, 3.0, 1, False, request)
+    stopped = page.create("a bird", 1, None, 1, None, 1, "image", 0, 100, 3.0, 1, False, None, request)
     next(stopped)
     page.stop(request)
     assert "Stopped" in list(stopped)[-1]["progress"]
-    ranked = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 2, 3.0, 3, True, request))[-1]
+    ranked = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 2, 3.0, 3, True, 0.5, request))[-1]
     first = ranked["recipe"]["order"][0]
-    assert ranked["gallery"]["value"][0][1] == f"variant 1 · seed {first}"
+    assert ranked["gallery"]["value"][0][1] == f"variant 1 · seed {first}" and ranked["recipe"]["temperature"] == 0.5
     with pytest.raises(gr.Error, match="(?i)prompt|input|nothing"):  # bad input reaches the page as a clear message
-        list(page.create("", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, request))
+        list(page.create("", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, request))
 
 
 def test_the_page_meter_history_and_restore_helpers(service, tmp_path):
@@ -197,6 +200,7 @@ def test_the_page_meter_history_and_restore_helpers(service, tmp_path):
         (lambda s: s.mix(text="a", output="video"), "Unknown output"),
         (lambda s: s.mix(text="a", variants=2.5), "whole number"),
         (lambda s: s.mix(text="a", best_first="yes"), "best_first must be true or false"),
+        (lambda s: s.mix(text="a", temperature=5), "temperature must be a number from 0 to 2"),
         (lambda s: s.morph({"text": "a"}, {"text": " "}), "second mix is empty"),
         (lambda s: s.replay("{oops"), "not valid JSON"),
         (lambda s: s.replay({"kind": "generate", "inputs": {"image_sha256": "0" * 64}, "output": "image"}), "has not seen"),
@@ -242,10 +246,12 @@ def test_text_to_image_read_recipe_and_replay_give_identical_pixels(app):
     again, _, replayed = client.predict(stored, None, None, api_name="/replay")
     assert [pixels(p) for p in again] == [pixels(p) for p in files]
     assert replayed == recipe
-    ranked, recipe = client.predict("a red fire truck", 4, STEPS, 3.0, 2, True, api_name="/text_to_image")
+    ranked, recipe = client.predict("a red fire truck", 4, STEPS, 3.0, 2, True, 0.0, api_name="/text_to_image")
     assert recipe["best_first"] is True and [pixels(p) for p in ranked] == [pixels(files[i]) for i in recipe["order"]]
+    varied, recipe = client.predict("a red fire truck", 4, STEPS, 3.0, 2, True, 0.5, api_name="/text_to_image")
+    assert recipe["temperature"] == 0.5 and [pixels(p) for p in varied] != [pixels(p) for p in ranked]
     again, _, _ = client.predict(recipe, None, None, api_name="/replay")
-    assert [pixels(p) for p in again] == [pixels(p) for p in ranked]
+    assert [pixels(p) for p in again] == [pixels(p) for p in varied]
 
 
 def test_image_to_audio_caption_mix_morph_shares_search_history(app, tmp_path):
