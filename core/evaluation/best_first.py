@@ -24,12 +24,17 @@ from pathlib import Path
 
 import torch
 
-from ..audio import log_mel_spectrogram
 from ..media import load_image
 from .cli import add_training_item_arguments, write_beside_report
-from .coherence import sound_features
 from .dataset import EvalSplit, load_train_split
-from .generation import SOUND_FRAMES, build_judge, choose_prompts, judge_keys
+from .generation import (
+    GenerationSettings,
+    MediaGenerator,
+    build_judge,
+    choose_prompts,
+    judge_keys,
+    waveform_log_mels,
+)
 from .guidance import FILES, INPUTS
 from .report import fmt
 
@@ -70,11 +75,9 @@ def best_first_comparison(
 
 
 def judge_features(studio, outputs: list, output: str) -> torch.Tensor:
-    """The judge's features of generated images (EfficientNet) or sounds (log-mel band statistics of the first 2 s)."""
-    if output == "image":
-        return studio.pipeline.image_encoder.encode(outputs).float().cpu()
-    log_mels = torch.stack([torch.from_numpy(log_mel_spectrogram(wave)) for _, wave in outputs])
-    return sound_features(log_mels[..., :SOUND_FRAMES])
+    """The judge's features of generated images or sounds, as the report reads them (``MediaGenerator.describe``)."""
+    describe = MediaGenerator(studio.pipeline, GenerationSettings()).describe
+    return describe(outputs, "image") if output == "image" else describe(waveform_log_mels(outputs), "audio")
 
 
 def markdown(comparison: dict) -> str:

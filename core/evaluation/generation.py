@@ -168,7 +168,7 @@ class MediaGenerator:
         if output == "text":
             return pipeline.decode_caption(embeddings, seeds[0], self.settings.caption_method)
         if pipeline.audio_hub_decoder is not None:  # only a waveform comes out: back to a log-mel
-            return torch.stack([torch.from_numpy(log_mel_spectrogram(w)) for _, w in pipeline.decode_audio(embeddings, steps, guidance, generators, None, None)])
+            return waveform_log_mels(pipeline.decode_audio(embeddings, steps, guidance, generators, None, None))
         return pipeline.denoise_log_mels(embeddings, steps, guidance, generators, None).cpu()  # before the vocoder
 
     @torch.no_grad()
@@ -179,6 +179,11 @@ class MediaGenerator:
         if output == "text":
             return self.pipeline.text_encoder.encode([c if c.strip() else "." for c in made]).float().cpu()
         return sound_features(made[..., :SOUND_FRAMES])
+
+
+def waveform_log_mels(sounds: Sequence[tuple[int, object]]) -> torch.Tensor:
+    """``(sample_rate, waveform)`` pairs at the studio's rate → log-mels ``[N, 80, T]``, as the sound judge reads them."""
+    return torch.stack([torch.from_numpy(log_mel_spectrogram(wave)) for _, wave in sounds])
 
 
 def generation_tables(
