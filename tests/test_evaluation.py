@@ -574,6 +574,23 @@ def test_guidance_is_chosen_on_training_prompts_only(tmp_path, one_thread):
     assert "| temperature |" in (tmp_path / "out" / "temperature.md").read_text()
     with pytest.raises(SystemExit):
         choose_guidance([*arguments[:-6], "--setting", "temperature", "--values", "3"])
+    # the diffusion steps, with another sampler: written as steps-dpmpp.*, beside the others
+    assert choose_guidance([*arguments[:-6], "--setting", "steps", "--values", "1,2", "--prompts", "3", "--scheduler", "dpm++"]) == 0
+    steps = json.loads((tmp_path / "out" / "steps-dpmpp.json").read_text())
+    assert [r["steps"] for r in steps["results"]] == [1.0, 2.0] and (steps["scheduler"], steps["steps"]) == ("dpm++", None)
+    assert steps["prompt_ids"] == sweep["prompt_ids"] and steps["guidance"] == exported
+    assert "the dpm++ scheduler" in (tmp_path / "out" / "steps-dpmpp.md").read_text()
+    for wrong in (["--setting", "steps", "--values", "2.5"], ["--setting", "steps", "--values", "0"], ["--scheduler", "euler"], ["--steps", "0"]):
+        with pytest.raises(SystemExit):
+            choose_guidance([*arguments[:-6], *wrong])
+    from core import load_studio
+    from core.evaluation.generation import GenerationSettings, MediaGenerator
+
+    pipeline = load_studio(tmp_path / "studio").pipeline
+    embedding = torch.randn(1, pipeline.image_encoder.embed_dim)
+    made = {name: np.asarray(MediaGenerator(pipeline, GenerationSettings(steps=2, scheduler=name)).make(embedding, "image", [0])[0])
+            for name in (None, "ddim", "dpm++")}
+    assert np.array_equal(made[None], made["ddim"]) and not np.array_equal(made["ddim"], made["dpm++"])  # the sampler is used
     # the image decoder fed the caption's, the image's through the latent, and the real embedding
     from core.evaluation.image_paths import PATHS
     from core.evaluation.image_paths import main as image_paths
@@ -777,8 +794,16 @@ def test_the_prior_is_compared_with_the_decoded_mean_on_a_validation_fold(tmp_pa
     assert comparison["fit_items"] == len(fit) and comparison["validation_items"] == len(validation) > 0
     assert json.loads((run / "eval" / "prior_fold" / "image_prior" / "trained.json").read_text())["pairs"] == len(
         prior_training_pairs(core_joint(tmp_path / "studio"), fit.embeddings, fit.present, "image")[1])
+    # scored on the drawn embeddings, without decoding: the same fold's prior, its own files
+    assert choose_prior([*arguments, "--score", "embeddings"]) == 0
+    scored = json.loads((tmp_path / "out" / "prior-embeddings.json").read_text())
+    assert scored["scored"] == "embeddings" and [r["variant"] for r in scored["results"]] == [r["variant"] for r in comparison["results"]]
+    assert "scored on the embeddings" in (tmp_path / "out" / "prior-embeddings.md").read_text()
+    assert json.loads((tmp_path / "out" / "prior.json").read_text()) == comparison  # the decoded comparison is kept
     with pytest.raises(SystemExit):
         choose_prior([*arguments[:-4], "--values", "-1"])
+    with pytest.raises(SystemExit):
+        choose_prior([*arguments, "--score", "pixels"])
 
 
 def core_joint(studio_folder):

@@ -78,7 +78,7 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     for wrong in ('{"image": "high"}', '{"picture": 5}', '{"image": -1}', '{"prior": 1}'):
         with pytest.raises(SystemExit):
             main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--guidance", wrong])
-    for wrong in ('{"temperature": 0}', '{"steps": 5}', '[1]'):
+    for wrong in ('{"temperature": 0}', '{"temperature": 2.5}', '{"temperature": true}', '{"steps": 5}', '[1]'):
         with pytest.raises(SystemExit):
             main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--prior-sampling", wrong])
     assert studio.is_trained and studio.weights_version.startswith("trained-")

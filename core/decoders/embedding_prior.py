@@ -60,6 +60,12 @@ class PriorBlock(nn.Module):
         return hidden + self.outer(inner)
 
 
+def valid_temperature(value) -> bool:
+    """Whether ``value`` can scale the prior's starting noise: above 0 (0 would draw every
+    prompt's one point), at most 2."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 2
+
+
 class EmbeddingPrior(ModelMixin, ConfigMixin):
     """``p(e | z)``: a denoiser over the whitened leading principal components of an embedding.
 

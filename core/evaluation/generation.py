@@ -47,11 +47,12 @@ def task_name(inputs: Sequence[str], output: str) -> str:
 
 @dataclass
 class GenerationSettings:
-    """How much to generate: prompts per task, diffusion steps and guidance (None: the studio's)."""
+    """How much to generate: prompts per task, diffusion steps, guidance and scheduler (None: the studio's)."""
 
     prompts: int = 128
     steps: int | None = None
     guidance: float | None = None
+    scheduler: str | None = None
     seed: int = 0
     batch_size: int = 16
     caption_method: str = "beam"
@@ -164,12 +165,12 @@ class MediaGenerator:
         steps, guidance = pipeline.resolve_defaults(output if output != "text" else "caption", self.settings.steps, self.settings.guidance)
         generators = [torch.Generator().manual_seed(s) for s in seeds]
         if output == "image":
-            return pipeline.decode_image(embeddings, steps, guidance, generators, None, None)
+            return pipeline.decode_image(embeddings, steps, guidance, generators, None, self.settings.scheduler)
         if output == "text":
             return pipeline.decode_caption(embeddings, seeds[0], self.settings.caption_method)
         if pipeline.audio_hub_decoder is not None:  # only a waveform comes out: back to a log-mel
-            return waveform_log_mels(pipeline.decode_audio(embeddings, steps, guidance, generators, None, None))
-        return pipeline.denoise_log_mels(embeddings, steps, guidance, generators, None).cpu()  # before the vocoder
+            return waveform_log_mels(pipeline.decode_audio(embeddings, steps, guidance, generators, None, self.settings.scheduler))
+        return pipeline.denoise_log_mels(embeddings, steps, guidance, generators, None, self.settings.scheduler).cpu()  # before the vocoder
 
     @torch.no_grad()
     def describe(self, made, output: str) -> torch.Tensor:

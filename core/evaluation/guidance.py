@@ -1,18 +1,21 @@
-"""Choosing the default classifier-free guidance, or latent temperature, of an output on
-training prompts, so that the held-out data the report uses plays no part in the choice.
+"""Choosing the default classifier-free guidance, latent temperature or diffusion steps of an
+output on training prompts, so that the held-out data the report uses plays no part in the choice.
 
 For each guidance value (or, with ``--setting temperature``, each latent temperature at the
-studio's guidance: how far the latent is drawn from the fused posterior's mean), the proposed model turns training items into the output (images from
-their captions, sounds from their images; the studio's steps, one seed per prompt); the judge
+studio's guidance: how far the latent is drawn from the fused posterior's mean; with
+``--setting steps``, each number of diffusion steps), the proposed model turns training items
+into the output (images from their captions, sounds from their images; the studio's steps and
+scheduler unless ``--steps`` or ``--scheduler`` say otherwise, one seed per prompt); the judge
 is the report's nearest-real-item judge over the training items, the prompt's own media left
 out. The value with the highest concept coherence wins; ties go to category coherence, then
 to the lower Fréchet distance to the other training media.
 
     python -m core.evaluation.guidance --corpus C --run R [--output sound] [--values 2,3,5,7,10]
     python -m core.evaluation.guidance --corpus C --run R --setting temperature --values 0,0.5,1
+    python -m core.evaluation.guidance --corpus C --run R --setting steps --values 25,50 --scheduler dpm++
 
 writes ``guidance.json`` and ``guidance.md`` (``guidance-sound.*`` for sounds; ``temperature*``
-for temperatures) beside the report. ``studio-train export --guidance '{"image": G}'`` (or
+and ``steps*`` for the other settings, with ``-<scheduler>`` when one is named) beside the report. ``studio-train export --guidance '{"image": G}'`` (or
 ``--temperature '{"image": T}'``; ``"audio"`` for sounds) puts the chosen value into the
 exported studio.
 """
@@ -26,6 +29,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..decoders.diffusion_unets import SCHEDULERS
 from .cli import add_training_item_arguments, write_beside_report
 from .dataset import EvalSplit, load_train_split
 from .floors import PROPOSED
@@ -49,16 +53,18 @@ logger = logging.getLogger(__name__)
 VALUES = (2.0, 3.0, 5.0, 7.0, 10.0)
 INPUTS = {"image": ("text",), "audio": ("image",)}  # the generation task each output's guidance is chosen on
 FILES = {"image": "guidance", "audio": "guidance-sound"}
-SETTINGS = {"guidance": (VALUES, 50), "temperature": ((0.0, 0.5, 1.0), 2)}  # default values and the highest allowed
+SETTINGS = {"guidance": (VALUES, 50), "temperature": ((0.0, 0.5, 1.0), 2), "steps": ((25, 50), 200)}  # default values and the highest allowed
+SETTING_NAMES = {"guidance": "guidance", "temperature": "latent temperature", "steps": "diffusion steps"}
 
 
 def guidance_sweep(
     pipeline, train: EvalSplit, values: Sequence[float] = VALUES, prompts: int = 160, steps: int | None = None, seed: int = 0, output: str = "image",
-    setting: str = "guidance",
+    setting: str = "guidance", scheduler: str | None = None,
 ) -> dict:
     """Coherence and fidelity of the proposed model's ``output`` (``"image"`` from text,
-    ``"audio"`` from images) on training prompts at each value of ``setting`` (``"guidance"`` or
-    ``"temperature"``, the other at the studio's default); returns the sweep with the chosen value."""
+    ``"audio"`` from images) on training prompts at each value of ``setting`` (``"guidance"``,
+    ``"temperature"`` or ``"steps"``, the others at the studio's defaults or ``steps``, and with
+    ``scheduler``, a name of ``SCHEDULERS``, or the studio's); returns the sweep with the chosen value."""
     inputs = INPUTS[output]
     judge = build_judge(output, train)
     rows = choose_prompts(train, inputs, output, judge, prompts, seed)
@@ -70,7 +76,8 @@ def guidance_sweep(
     results = []
     for value in values:
         start = time.perf_counter()
-        settings = GenerationSettings(prompts=prompts, steps=steps, guidance=float(value) if setting == "guidance" else None, seed=seed)
+        settings = GenerationSettings(prompts=prompts, steps=int(value) if setting == "steps" else steps,
+                                      guidance=float(value) if setting == "guidance" else None, seed=seed, scheduler=scheduler)
         method = studio_method(PROPOSED, pipeline, seed=seed)
         if setting == "temperature":
             method.latent_temperature[output] = float(value)
@@ -81,8 +88,9 @@ def guidance_sweep(
     best = max(results, key=lambda r: (r["concept"], r["category"], -(r["fidelity"] if r["fidelity"] is not None else float("inf"))))
     return {
         "output": output, "task": task_name(inputs, output), "setting": setting,
-        "guidance": pipeline.resolve_defaults(output, None, None)[1] if setting == "temperature" else None,
-        "chosen": best[setting], "results": results, "prompts": len(rows), "steps": pipeline.resolve_defaults(output, steps, None)[0],
+        "guidance": pipeline.resolve_defaults(output, None, None)[1] if setting != "guidance" else None,
+        "chosen": best[setting], "results": results, "prompts": len(rows),
+        "steps": None if setting == "steps" else pipeline.resolve_defaults(output, steps, None)[0], "scheduler": scheduler,
         "seed": seed, "chance": judge.chance(concepts, categories, keys), "real data": real,
         "prompt_ids": [train.items[i].id for i in rows.tolist()],
     }
@@ -94,10 +102,13 @@ def markdown(sweep: dict) -> str:
     media, space = ("image", "EfficientNet feature") if output == "image" else ("sound", "log-mel statistics")
     real = sweep["real data"]
     lines = [
-        f"# Choosing the default {sweep.get('task', 'text→image')} {'latent temperature' if setting == 'temperature' else 'guidance'} on training prompts",
+        f"# Choosing the default {sweep.get('task', 'text→image')} {SETTING_NAMES[setting]} on training prompts",
         "",
-        f"{sweep['prompts']} training {'captions' if output == 'image' else 'images'}, {sweep['steps']} steps, one seed per prompt"
-        + (f", guidance {sweep['guidance']:g}; the latent is drawn at the temperature from the fused posterior (0: its mean)" if setting == "temperature" else "")
+        f"{sweep['prompts']} training {'captions' if output == 'image' else 'images'}"
+        + (f", {sweep['steps']} steps" if sweep.get("steps") else "")
+        + (f", the {sweep['scheduler']} scheduler" if sweep.get("scheduler") else "") + ", one seed per prompt"
+        + (f", guidance {sweep['guidance']:g}" if sweep.get("guidance") is not None else "")
+        + ("; the latent is drawn at the temperature from the fused posterior (0: its mean)" if setting == "temperature" else "")
         + "; "
         f"the judge is the nearest real training {media} (the prompt's own left out) in {space} space. No held-out item of the "
         f"report is used. Chance: concept {fmt(sweep['chance']['concept'])}, category {fmt(sweep['chance']['category'])}; "
@@ -138,9 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--values", default=None, help="comma-separated values (default: 2,3,5,7,10 for guidance, 0,0.5,1 for temperature)")
     parser.add_argument("--prompts", type=int, default=160, help="training prompts (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
+    parser.add_argument("--scheduler", choices=list(SCHEDULERS), default=None, help="the sampler (default: the studio's)")
     args = parser.parse_args(argv)
     defaults, highest = SETTINGS[args.setting]
     values = parse_values(parser, args.values or ",".join(f"{v:g}" for v in defaults), highest)
+    if args.setting == "steps" and any(v < 1 or v != int(v) for v in values):
+        parser.error("--values takes whole numbers of steps from 1 for --setting steps.")
+    if args.steps is not None and not 1 <= args.steps <= 200:
+        parser.error("--steps takes a whole number from 1 to 200.")
     output = "audio" if args.output == "sound" else "image"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio
@@ -148,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = load_studio(args.studio).pipeline
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
     with torch.no_grad():
-        sweep = guidance_sweep(pipeline, train, values, args.prompts, args.steps, output=output, setting=args.setting)
+        sweep = guidance_sweep(pipeline, train, values, args.prompts, args.steps, output=output, setting=args.setting, scheduler=args.scheduler)
     sweep["weights_version"] = pipeline.config.weights_version
-    write_beside_report(args.out, args.studio, FILES[output].replace("guidance", args.setting), sweep, markdown(sweep))
+    name = FILES[output].replace("guidance", args.setting) + (f"-{args.scheduler.replace('+', 'p')}" if args.scheduler else "")
+    write_beside_report(args.out, args.studio, name, sweep, markdown(sweep))
     return 0
 
 

@@ -11,9 +11,14 @@ left out) in EfficientNet space. The studio's joint model was trained on every t
 the validation items included, while the fold's prior never saw them: a bias towards the
 decoded mean, so a prior that wins here wins despite it.
 
-    python -m core.evaluation.prior_choice --corpus C --run R [--values 1,2,4]
+    python -m core.evaluation.prior_choice --corpus C --run R [--values 1,2,4] [--score embeddings]
 
-writes ``prior.json`` and ``prior.md`` beside the report; ``studio-train export --prior-sampling
+writes ``prior.json`` and ``prior.md`` beside the report. ``--score embeddings`` skips the image
+decoder and judges the drawn embeddings themselves (the same EfficientNet space), in seconds
+rather than minutes, into ``prior-embeddings.json`` and ``.md``: a quick way to compare priors
+with one another (their steps, temperature, guidance). Against the decoded mean it is no verdict,
+as the nearest real image to a concept's average embedding is often of that concept while the
+decoder draws the average as a blur. ``studio-train export --prior-sampling
 '{"guidance": G, "temperature": T}'`` sets how the exported studio draws from the prior (which
 is exported when the run trained one: ``studio-train image_prior``).
 """
@@ -53,7 +58,7 @@ VALUES = (1.0, 2.0, 4.0)
 
 def compare_prior(
     pipeline, train, work, values=VALUES, prompts: int = 160, steps: int = 4000, batch_size: int = 256, seed: int = 0, temperature: float = 1.0,
-    validation_seed: int = VALIDATION_SEED,
+    validation_seed: int = VALIDATION_SEED, decode: bool = True,
 ) -> dict:
     """The decoded mean against the fold's prior at each guidance value, on validation captions."""
     from ..pipelines.build import build_image_prior
@@ -72,7 +77,11 @@ def compare_prior(
     results = []
     for name, value, method in variants:
         start = time.perf_counter()
-        features, _ = generate(method, MediaGenerator(pipeline, GenerationSettings(prompts=prompts, seed=seed)), validation, rows, ("text",), "image")
+        if decode:
+            features, _ = generate(method, MediaGenerator(pipeline, GenerationSettings(prompts=prompts, seed=seed)), validation, rows, ("text",), "image")
+        else:
+            with torch.no_grad():
+                features = method.predict(method.draw(validation.inputs(rows, ("text",)), "image"), "image").float().cpu()
         scores = judge.score(features, concepts, categories, keys)
         results.append({"variant": name, "prior_guidance": value, **scores, "fidelity": fidelity(features, reference),
                         "seconds": round(time.perf_counter() - start, 1)})
@@ -81,20 +90,25 @@ def compare_prior(
     return {
         "chosen": best["variant"], "chosen_guidance": best["prior_guidance"], "results": results, "prompts": len(rows),
         "fit_items": len(fit), "validation_items": len(validation), "prior_steps": steps, "seed": seed, "temperature": temperature,
-        "validation_seed": validation_seed,
+        "validation_seed": validation_seed, "scored": "images" if decode else "embeddings",
         "image_guidance": pipeline.resolve_defaults("image", None, None)[1], "chance": judge.chance(concepts, categories, keys),
     }
 
 
 def markdown(comparison: dict) -> str:
+    decoded = comparison.get("scored", "images") == "images"
+    judged = (f"image guidance {comparison['image_guidance']:g}, one seed per prompt; the judge is the nearest real training image"
+              if decoded else "one seed per prompt; no image is decoded: the judge is the nearest real training image to each drawn embedding")
     lines = [
-        "# Images from text: the decoded mean or the image prior (validation fold of the training items)",
+        "# Images from text: the decoded mean or the image prior (validation fold of the training items)"
+        + ("" if decoded else ", scored on the embeddings"),
         "",
         f"A prior trained for {comparison['prior_steps']} steps on {comparison['fit_items']} training items; "
         f"{comparison['prompts']} captions of the other {comparison['validation_items']} (whole concepts it never saw, and "
-        f"items of seen ones), image guidance {comparison['image_guidance']:g}, one seed per prompt; the judge is the nearest real "
-        "training image (the prompt's own left out) in EfficientNet space. No held-out item of the report is used. "
+        f"items of seen ones), {judged} (the prompt's own left out) in EfficientNet space. No held-out item of the report is used. "
         f"Chance: concept {fmt(comparison['chance']['concept'])}, category {fmt(comparison['chance']['category'])}.",
+        *([] if decoded else ["", "Scores of embeddings compare priors with one another; the decoded mean's embedding is an average, "
+                              "which the decoder draws as a blur, so its row here flatters it."]),
         "",
         "| variant | concept coherence | category coherence | Fréchet distance | seconds |",
         "|---|---|---|---|---|",
@@ -111,9 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prior-steps", type=int, default=None, help="the fold prior's training steps (default: the run's image_prior budget)")
     parser.add_argument("--validation-seed", type=int, default=VALIDATION_SEED, help="the fold (default: %(default)s, the selection's first)")
     parser.add_argument("--temperature", type=float, default=1.0, help="scale of the prior's starting noise (default: %(default)s)")
+    parser.add_argument("--score", choices=("images", "embeddings"), default="images",
+                        help="judge decoded images, or the drawn embeddings without decoding (default: %(default)s)")
     args = parser.parse_args(argv)
     values = parse_values(parser, args.values, 20)
-    if not 0 < args.temperature <= 2:
+    from ..decoders.embedding_prior import valid_temperature
+
+    if not valid_temperature(args.temperature):
         parser.error("--temperature takes a number above 0 and at most 2.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from .. import load_studio
@@ -124,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     plan = TrainPlan.of_run(args.run)
     fold = "prior_fold" if args.validation_seed == VALIDATION_SEED else f"prior_fold{args.validation_seed}"
     comparison = compare_prior(pipeline, train, args.run / "eval" / fold, values, args.prompts, args.prior_steps or plan.steps["image_prior"],
-                               plan.batch_size["image_prior"], temperature=args.temperature, validation_seed=args.validation_seed)
+                               plan.batch_size["image_prior"], temperature=args.temperature, validation_seed=args.validation_seed,
+                               decode=args.score == "images")
     comparison["weights_version"] = pipeline.config.weights_version
-    write_beside_report(args.out, args.studio, "prior", comparison, markdown(comparison))
+    write_beside_report(args.out, args.studio, "prior" if args.score == "images" else "prior-embeddings", comparison, markdown(comparison))
     return 0
 
 

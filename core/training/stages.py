@@ -383,10 +383,10 @@ def main(argv: list[str] | None = None) -> None:
             parser.error('--guidance takes numbers from 0 to 20 for "image" and "audio", e.g. \'{"image": 5.0}\'.')
         plan.guidance.update({key: float(value) for key, value in args.guidance.items()})
     if args.prior_sampling:
-        limits = {"guidance": (0, 20), "temperature": (1e-3, 2)}
-        if not isinstance(args.prior_sampling, dict) or not all(
-            key in limits and isinstance(value, (int, float)) and limits[key][0] <= value <= limits[key][1] for key, value in args.prior_sampling.items()
-        ):
+        from ..decoders.embedding_prior import valid_temperature
+
+        valid = {"guidance": lambda value: isinstance(value, (int, float)) and 0 <= value <= 20, "temperature": valid_temperature}
+        if not isinstance(args.prior_sampling, dict) or not all(key in valid and valid[key](value) for key, value in args.prior_sampling.items()):
             parser.error('--prior-sampling takes "guidance" (0 to 20) and "temperature" (above 0, at most 2), e.g. \'{"temperature": 0.5}\'.')
         plan.prior_sampling.update({key: float(value) for key, value in args.prior_sampling.items()})
     if args.temperature:
