@@ -330,9 +330,10 @@ class StudioService:
         files: dict[str, Any] = {}
         captions: list[str] = []
         index: dict[str, str] = {}
+        offsets = recipe.get("order") or list(range(len(outputs)))  # each file's seed offset: variant v drew with seed + v
         if outputs and isinstance(outputs[0], Image.Image):
             for i, picture in enumerate(outputs):
-                files[f"output-{i}.png"] = png_with_recipe(picture, {**recipe, "variant": i})
+                files[f"output-{i}.png"] = png_with_recipe(picture, {**recipe, "variant": offsets[i]})
             files["thumb.png"] = _png(thumbnail(outputs[0]))
             index["image"] = "output-0.png"
         elif outputs and isinstance(outputs[0], tuple):
@@ -340,7 +341,7 @@ class StudioService:
             if kind == "interpolate":  # a morph's sounds play as one sequence
                 sounds = [join_sounds(sounds)]
             for i, (rate, wave) in enumerate(sounds):
-                files[f"output-{i}.wav"] = wav_with_recipe(rate, wave, {**recipe, "variant": i})
+                files[f"output-{i}.wav"] = wav_with_recipe(rate, wave, {**recipe, "variant": offsets[i] if len(sounds) == len(offsets) else i})
             files["thumb.png"] = _png(waveform_thumbnail(sounds[0][1]))
             index["audio"] = "output-0.wav"
         else:
