@@ -15,9 +15,9 @@ to the lower Fréchet distance to the other training media.
     python -m core.evaluation.guidance --corpus C --run R --setting steps --values 25,50 --scheduler dpm++
 
 writes ``guidance.json`` and ``guidance.md`` (``guidance-sound.*`` for sounds; ``temperature*``
-and ``steps*`` for the other settings, with ``-<scheduler>`` when one is named) beside the report. ``studio-train export --guidance '{"image": G}'`` (or
-``--temperature '{"image": T}'``; ``"audio"`` for sounds) puts the chosen value into the
-exported studio.
+and ``steps*`` for the other settings, with ``-<scheduler>`` when one is named) beside the
+report. ``studio-train export --guidance '{"image": G}'`` (or ``--temperature '{"image": T}'``;
+``"audio"`` for sounds) puts the chosen value into the exported studio.
 """
 
 from __future__ import annotations
