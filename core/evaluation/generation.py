@@ -232,12 +232,19 @@ def generation_tables(
     return result
 
 
+@torch.no_grad()
+def made_embeddings(method: Method, test: EvalSplit, prompts: torch.Tensor, inputs, output: str) -> torch.Tensor | None:
+    """The ``output`` embeddings ``method`` makes from the prompts' ``inputs``, as the studio makes
+    them before its decoders (the latent drawn, then predicted or drawn through a prior); None if it cannot."""
+    z = method.draw(test.inputs(prompts, inputs), output)
+    return None if z is None else method.predict(z, output)
+
+
 def generate(method: Method, generator: MediaGenerator, test: EvalSplit, prompts: torch.Tensor, inputs, output):
     """The judge's features of what ``method`` makes from the prompts (None if it cannot)."""
     if len(prompts) == 0:
         return None, []
-    z = method.draw(test.inputs(prompts, inputs), output)
-    embeddings = None if z is None else method.predict(z, output)
+    embeddings = made_embeddings(method, test, prompts, inputs, output)
     if embeddings is None:
         return None, []
     logger.info("generating %s with %s", task_name(inputs, output), method.name)

@@ -37,6 +37,7 @@ from .generation import (
     build_judge,
     choose_prompts,
     judge_keys,
+    made_embeddings,
     real_features,
 )
 from .methods import studio_method
@@ -63,7 +64,7 @@ def image_paths(pipeline, train: EvalSplit, prompts: int = 160, seed: int = 0, s
     for name, inputs in PATHS.items():
         start = time.perf_counter()
         with torch.no_grad():
-            embeddings = train.embeddings["image"][rows] if inputs is None else method.predict(method.draw(train.inputs(rows, inputs), "image"), "image")
+            embeddings = train.embeddings["image"][rows] if inputs is None else made_embeddings(method, train, rows, inputs, "image")
             features, images[name] = generator.features(embeddings, "image")
         results[name] = {**judge.score(features, concepts, categories, keys), "seconds": round(time.perf_counter() - start, 1)}
         logger.info("%s: %s", name, results[name])

@@ -44,6 +44,7 @@ from .generation import (
     fidelity_reference,
     generate,
     judge_keys,
+    made_embeddings,
     real_features,
 )
 from .guidance import choice_lines, parse_values
@@ -80,8 +81,7 @@ def compare_prior(
         if decode:
             features, _ = generate(method, MediaGenerator(pipeline, GenerationSettings(prompts=prompts, seed=seed)), validation, rows, ("text",), "image")
         else:
-            with torch.no_grad():
-                features = method.predict(method.draw(validation.inputs(rows, ("text",)), "image"), "image").float().cpu()
+            features = made_embeddings(method, validation, rows, ("text",), "image").float().cpu()
         scores = judge.score(features, concepts, categories, keys)
         results.append({"variant": name, "prior_guidance": value, **scores, "fidelity": fidelity(features, reference),
                         "seconds": round(time.perf_counter() - start, 1)})
