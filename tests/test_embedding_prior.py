@@ -1,10 +1,10 @@
-"""The diffusion prior from the joint latent to an embedding: its space, its training, its draws,
-and how the pipeline and the evaluation use it."""
+"""The image priors from the joint latent to an embedding (the diffusion prior and the bank of
+training embeddings): their space, training, draws, and how the pipeline and the evaluation use them."""
 
 import pytest
 import torch
 
-from core.decoders.embedding_prior import EmbeddingPrior, prior_generators
+from core.decoders.embedding_prior import EmbeddingBank, EmbeddingPrior, prior_generators
 from core.training.loop import StageConfig
 from core.training.prior import prior_training_pairs, train_embedding_prior
 
@@ -136,3 +136,72 @@ def test_a_latent_method_with_a_prior_draws_its_image_embeddings():
     assert drawn.shape == (4, 16) and torch.equal(drawn, with_prior.predict(z, "image"))
     assert not torch.allclose(drawn, model.decode(z, "image"))
     assert torch.allclose(with_prior.predict(z, "text"), model.decode(z, "text"))  # other outputs: the decoded mean
+
+
+def test_the_bank_keeps_distinct_embeddings_once_as_int8_codes():
+    _, targets, _ = clusters(count=64)
+    repeated = torch.cat([targets, targets[:10] + 1e-5, targets[:3]])  # 13 near or exact copies
+    bank = EmbeddingBank.from_embeddings(repeated, components=8)
+    assert bank.config.size == 64 and bank.codes.shape == (64, 8) and bank.codes.dtype == torch.int8
+    coded = bank.entries()
+    assert torch.allclose(coded, bank.to_components(targets), atol=coded.abs().max().item() / 100)  # int8: within 1% of the range
+    assert EmbeddingBank.from_embeddings(repeated, components=8, duplicate_cosine=1.5).config.size == len(repeated)  # nothing is a twin
+    for wrong in (torch.zeros(0, 16), torch.full((4, 16), float("nan"))):
+        with pytest.raises(ValueError, match="finite"):
+            EmbeddingBank.from_embeddings(wrong, components=8)
+    with pytest.raises(ValueError, match="at least one"):
+        EmbeddingBank(size=0)
+
+
+def test_the_bank_snaps_each_query_to_its_nearest_entry_and_replays():
+    _, targets, centres = clusters(count=64)
+    bank = EmbeddingBank.from_embeddings(targets, components=16)  # every component: entries map back exactly (up to int8)
+    queries = centres[[0, 1, 1, 0]] + 0.05  # near each cluster's centre, between its members
+    snapped = bank.sample(None, prior_generators(range(4)), outside=queries)
+    entries = bank.from_components(bank.entries())
+    nearest = torch.nn.functional.normalize(bank.to_components(queries), dim=-1) @ torch.nn.functional.normalize(bank.entries(), dim=-1).T
+    assert torch.allclose(snapped, entries[nearest.argmax(1)], atol=1e-4)  # a real entry, not the query
+    assert not torch.allclose(snapped, queries, atol=0.1)
+    assert (torch.cdist(snapped, centres).argmin(1) == torch.tensor([0, 1, 1, 0])).all()  # of the query's cluster
+    # with more candidates the generator picks among the nearest: seeds vary the pick and replay it
+    bank.register_to_config(candidates=8)
+    picks = torch.stack([bank.sample(None, prior_generators([seed]), outside=queries[:1])[0] for seed in range(12)])
+    assert len(torch.unique(picks, dim=0)) > 1
+    assert torch.equal(bank.sample(None, prior_generators([3]), outside=queries[:1]), picks[3:4])
+    assert (torch.cdist(picks, centres).argmin(1) == 0).all()
+    # the part outside its components comes from the query, as for the diffusion prior
+    few = EmbeddingBank.from_embeddings(targets, components=4)
+    completed = few.sample(None, prior_generators(range(2)), outside=queries[:2])
+    rest = lambda e: (e - few.embedding_mean) - (e - few.embedding_mean) @ few.basis @ few.basis.T  # noqa: E731
+    assert torch.allclose(rest(completed), rest(queries[:2]), atol=1e-4)
+    with pytest.raises(ValueError, match="decoded mean"):
+        bank.sample(None, prior_generators(range(2)))
+    with pytest.raises(ValueError, match="generators"):
+        bank.sample(None, prior_generators(range(3)), outside=queries)
+
+
+def test_the_pipeline_draws_images_through_a_bank_saved_in_fp16(tiny_studio, tmp_path):
+    from core import load_studio
+    from core.evaluation.methods import studio_method
+
+    pipeline = tiny_studio.pipeline
+    untrained = pipeline.image_prior
+    dim = pipeline.image_encoder.embed_dim
+    bank = EmbeddingBank.from_embeddings(torch.randn(40, dim, generator=torch.Generator().manual_seed(0)), components=8)
+    bank.is_trained = True
+    pipeline.image_prior = bank
+    try:
+        z = torch.randn(3, pipeline.joint.config.latent_dim)
+        snapped = pipeline.predict_embedding(z, "image", [0, 1, 2])
+        assert torch.allclose(snapped, bank.sample(None, prior_generators([0, 1, 2]), outside=pipeline.joint.decode(z, "image")))
+        assert torch.allclose(studio_method("proposed", pipeline).predict(z, "image"), snapped)  # the evaluation draws as the studio does
+        made = tiny_studio.generate("image", text="a red circle", steps=2, seed=5)
+        assert made.outputs[0].size == (64, 64)
+        bank.to(torch.float16)
+        pipeline.save_pretrained(tmp_path / "studio")
+        loaded = load_studio(tmp_path / "studio").pipeline
+        assert isinstance(loaded.image_prior, EmbeddingBank) and loaded.image_prior.is_trained
+        assert loaded.image_prior.codes.dtype == torch.int8 and loaded.image_prior.basis.dtype == torch.float32
+        assert torch.allclose(loaded.predict_embedding(z, "image", [0, 1, 2]), snapped, atol=1e-2)
+    finally:
+        pipeline.image_prior = untrained

@@ -55,6 +55,13 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
         main([stage, *common])
     for part in ("audio_encoder", "joint", "image_prior", "image_vae", "image_unet", "audio_unet", "caption_decoder"):
         assert list((run / "parts" / part).glob("*.safetensors")), part
+    # the image prior is the stage run last: image_bank (after image_prior in STAGES), image_prior again, then the bank
+    prior_class = lambda: json.loads((run / "parts" / "image_prior" / "config.json").read_text())["_class_name"]  # noqa: E731
+    assert prior_class() == "EmbeddingBank"
+    main(["image_prior", *common])
+    assert prior_class() == "EmbeddingPrior"
+    main(["image_bank", *common])
+    assert prior_class() == "EmbeddingBank"
     # a second call of a finished stage resumes at its budget and trains no further
     main(["joint", *common])
     assert len(list((run / "stages" / "joint" / "checkpoints").glob("step-*"))) == 1
@@ -68,7 +75,7 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     studio = load_studio(tmp_path / "studio")
     assert studio.pipeline.config.default_guidance == {"image": 6.5, "audio": 5.0, "caption": 1.0}  # the plan's guidance, exported
     assert studio.pipeline.config.prior_guidance == 1.5 and studio.pipeline.config.prior_temperature == 0.5
-    assert studio.pipeline.image_prior.is_trained
+    assert studio.pipeline.image_prior.is_trained and type(studio.pipeline.image_prior).__name__ == "EmbeddingBank"
     assert studio.generate("image", text="a red circle", steps=2).recipe["guidance"] == 6.5
     assert studio.pipeline.config.latent_temperature == {"image": 0.5} and plan["latent_temperature"] == {"image": 0.5}
     assert studio.generate("image", text="a red circle", steps=2).recipe["temperature"] == 0.5

@@ -66,7 +66,52 @@ def valid_temperature(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 2
 
 
-class EmbeddingPrior(ModelMixin, ConfigMixin):
+class ComponentSpace(ModelMixin):
+    """The whitened leading principal components of training embeddings, in which an image
+    prior works: buffers ``embedding_mean [D]``, ``basis [D, K]`` (orthonormal columns) and
+    ``scales [K]``, saved with the weights."""
+
+    def register_space(self, embed_dim: int, components: int) -> None:
+        if components > embed_dim:
+            raise ValueError(f"components ({components}) cannot exceed embed_dim ({embed_dim}).")
+        self.register_buffer("embedding_mean", torch.zeros(embed_dim))
+        self.register_buffer("basis", torch.eye(embed_dim, components))
+        self.register_buffer("scales", torch.ones(components))  # each component's standard deviation
+
+    @torch.no_grad()
+    def fit_basis(self, embeddings: torch.Tensor) -> float:
+        """Sets the mean and the leading principal components from ``[N, D]`` training
+        embeddings; returns the share of their variance the components keep."""
+        embeddings = embeddings.float()
+        mean = embeddings.mean(0)
+        centred = embeddings - mean
+        _, singular, right = torch.linalg.svd(centred, full_matrices=False)
+        count = min(self.basis.shape[1], len(singular))  # fewer samples than components: the rest stay zero
+        self.embedding_mean.copy_(mean)
+        self.basis.zero_()
+        self.basis[:, :count] = right[:count].T
+        self.scales.fill_(1.0)
+        self.scales[:count] = (singular[:count] / math.sqrt(max(len(embeddings) - 1, 1))).clamp(min=1e-6)
+        return float((singular[:count] ** 2).sum() / (singular**2).sum().clamp(min=1e-12))
+
+    def to_components(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``[B, D]`` → whitened component coordinates ``[B, K]``."""
+        return (embeddings.to(self.basis.dtype) - self.embedding_mean) @ self.basis / self.scales
+
+    def from_components(self, coordinates: torch.Tensor) -> torch.Tensor:
+        """Whitened coordinates ``[B, K]`` → embeddings ``[B, D]`` (in the components' span)."""
+        return (coordinates * self.scales) @ self.basis.T + self.embedding_mean
+
+    def with_outside(self, drawn: torch.Tensor, outside: torch.Tensor | None) -> torch.Tensor:
+        """``drawn [N, D]`` (in the components' span) with the part of ``outside [N, D]`` that
+        lies outside it, which the components do not model; ``drawn`` alone without ``outside``."""
+        if outside is None:
+            return drawn
+        rest = outside.to(drawn) - self.embedding_mean
+        return drawn + rest - (rest @ self.basis) @ self.basis.T
+
+
+class EmbeddingPrior(ComponentSpace, ConfigMixin):
     """``p(e | z)``: a denoiser over the whitened leading principal components of an embedding.
 
     Call ``fit_basis`` on training embeddings before training; the basis, mean and scales are
@@ -84,11 +129,7 @@ class EmbeddingPrior(ModelMixin, ConfigMixin):
         num_train_timesteps: int = 1000,
     ):
         super().__init__()
-        if components > embed_dim:
-            raise ValueError(f"components ({components}) cannot exceed embed_dim ({embed_dim}).")
-        self.register_buffer("embedding_mean", torch.zeros(embed_dim))
-        self.register_buffer("basis", torch.eye(embed_dim, components))  # (D, K), orthonormal columns
-        self.register_buffer("scales", torch.ones(components))  # each component's standard deviation
+        self.register_space(embed_dim, components)
         self.project_in = nn.Linear(components, hidden_dim)
         self.project_condition = nn.Linear(condition_dim, hidden_dim)
         self.null_condition = nn.Parameter(torch.zeros(hidden_dim))
@@ -96,32 +137,6 @@ class EmbeddingPrior(ModelMixin, ConfigMixin):
         self.blocks = nn.ModuleList(PriorBlock(hidden_dim) for _ in range(num_layers))
         self.norm_out = nn.LayerNorm(hidden_dim)
         self.project_out = nn.Linear(hidden_dim, components)
-
-    # --- the space it denoises in ---------------------------------------------------------
-
-    @torch.no_grad()
-    def fit_basis(self, embeddings: torch.Tensor) -> float:
-        """Sets the mean and the leading principal components from ``[N, D]`` training
-        embeddings; returns the share of their variance the components keep."""
-        embeddings = embeddings.float()
-        mean = embeddings.mean(0)
-        centred = embeddings - mean
-        _, singular, right = torch.linalg.svd(centred, full_matrices=False)
-        count = min(self.config.components, len(singular))  # fewer samples than components: the rest stay zero
-        self.embedding_mean.copy_(mean)
-        self.basis.zero_()
-        self.basis[:, :count] = right[:count].T
-        self.scales.fill_(1.0)
-        self.scales[:count] = (singular[:count] / math.sqrt(max(len(embeddings) - 1, 1))).clamp(min=1e-6)
-        return float((singular[:count] ** 2).sum() / (singular**2).sum().clamp(min=1e-12))
-
-    def to_components(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Embeddings ``[B, D]`` → whitened component coordinates ``[B, K]``."""
-        return (embeddings.to(self.basis.dtype) - self.embedding_mean) @ self.basis / self.scales
-
-    def from_components(self, coordinates: torch.Tensor) -> torch.Tensor:
-        """Whitened coordinates ``[B, K]`` → embeddings ``[B, D]`` (in the components' span)."""
-        return (coordinates * self.scales) @ self.basis.T + self.embedding_mean
 
     # --- the denoiser ---------------------------------------------------------------------
 
@@ -186,8 +201,82 @@ class EmbeddingPrior(ModelMixin, ConfigMixin):
             else:
                 prediction = self(coordinates, timestep, condition)
             coordinates = scheduler.step(prediction, timestep, coordinates, eta=0.0).prev_sample
-        drawn = self.from_components(coordinates)
+        return self.with_outside(self.from_components(coordinates), outside)
+
+
+class EmbeddingBank(ComponentSpace, ConfigMixin):
+    """``p(e | z)`` by retrieval: the real training embedding nearest to the joint model's
+    decoded mean (cosine, in the whitened components), instead of the mean itself.
+
+    The diffusion decoder was trained on real embeddings only and draws them well, while the
+    decoded mean of a text lies between real embeddings, where it draws a blur. Snapping the
+    mean to its nearest training embedding (as retrieval-augmented diffusion conditions on
+    nearest neighbours: Blattmann et al. 2022, "Retrieval-Augmented Diffusion Models"; Sheynin
+    et al. 2022, "kNN-Diffusion") gives the decoder a condition from its own manifold. The cost:
+    an image can only be a new drawing of a kind of picture the training set holds, so a prompt
+    that describes something no training image shows gets the nearest thing that one does.
+
+    The bank keeps each training embedding's whitened coordinates as int8 codes (one scale per
+    component): about ``K`` bytes an entry. Near-duplicates are kept once. ``candidates`` above
+    1 draws among the nearest few, by each row's generator, for more varied variants.
+    """
+
+    @register_to_config
+    def __init__(self, embed_dim: int = 1280, components: int = 128, size: int = 1, candidates: int = 1):
+        super().__init__()
+        if size < 1 or candidates < 1:
+            raise ValueError(f"A bank needs at least one entry and one candidate, got size {size}, candidates {candidates}.")
+        self.register_space(embed_dim, components)
+        self.register_buffer("code_scales", torch.ones(components))  # whitened coordinate = code / 127 * scale
+        self.register_buffer("codes", torch.zeros(size, components, dtype=torch.int8))
+
+    @classmethod
+    @torch.no_grad()
+    def from_embeddings(cls, embeddings: torch.Tensor, components: int = 128, candidates: int = 1, duplicate_cosine: float = 0.99) -> EmbeddingBank:
+        """A bank of the distinct rows of ``embeddings [N, D]``: a row whose cosine with an
+        earlier one exceeds ``duplicate_cosine`` in the whitened components is left out."""
+        embeddings = embeddings.float()
+        if len(embeddings) == 0 or not torch.isfinite(embeddings).all():
+            raise ValueError("A bank needs at least one embedding, all finite.")
+        space = cls(embed_dim=embeddings.shape[1], components=components)
+        space.fit_basis(embeddings)
+        coordinates = space.to_components(embeddings)
+        unit = torch.nn.functional.normalize(coordinates, dim=-1)
+        twin = torch.zeros(len(unit), dtype=torch.bool)
+        for start in range(0, len(unit), 1024):  # a row is a twin of an earlier one: [chunk, N] at a time
+            similar = unit[start : start + 1024] @ unit.T > duplicate_cosine
+            earlier = torch.arange(len(unit))[None] < torch.arange(start, start + len(similar))[:, None]
+            twin[start : start + len(similar)] = (similar & earlier).any(dim=1)
+        kept = coordinates[~twin]
+        bank = cls(embed_dim=embeddings.shape[1], components=components, size=len(kept), candidates=candidates)
+        bank.load_state_dict(space.state_dict() | {"codes": bank.codes, "code_scales": bank.code_scales})
+        bank.code_scales.copy_(kept.abs().amax(0).clamp(min=1e-6))
+        bank.codes.copy_(torch.round(kept / bank.code_scales * 127).clamp(-127, 127).to(torch.int8))
+        return bank
+
+    def entries(self) -> torch.Tensor:
+        """The whitened coordinates ``[size, K]`` of every entry."""
+        return self.codes.to(self.code_scales.dtype) / 127 * self.code_scales
+
+    @torch.no_grad()
+    def sample(
+        self, condition: torch.Tensor, generators: list[torch.Generator], steps: int = 25, guidance: float = 1.0, outside: torch.Tensor | None = None,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """The entry nearest to each row of ``outside [N, D]`` (the joint model's decoded mean; it
+        is required), or one of the ``candidates`` nearest drawn by row i's generator, with the
+        decoded mean's part outside the components. Takes the diffusion prior's arguments;
+        ``steps``, ``guidance`` and ``temperature`` have no use here."""
         if outside is None:
-            return drawn
-        rest = outside.to(drawn) - self.embedding_mean
-        return drawn + rest - (rest @ self.basis) @ self.basis.T
+            raise ValueError("The bank retrieves by the decoded mean: pass it as outside.")
+        if len(generators) != len(outside):
+            raise ValueError(f"{len(outside)} embeddings but {len(generators)} generators.")
+        entries = self.entries().float()
+        query = self.to_components(outside.to(self.basis.device)).float()
+        similarity = torch.nn.functional.normalize(query, dim=-1) @ torch.nn.functional.normalize(entries, dim=-1).T
+        nearest = similarity.topk(min(self.config.candidates, len(entries)), dim=-1).indices  # [N, k]
+        if nearest.shape[1] > 1:
+            picks = torch.stack([row[torch.randint(len(row), (1,), generator=g)[0]] for row, g in zip(nearest, generators, strict=True)])
+        else:
+            picks = nearest[:, 0]
+        return self.with_outside(self.from_components(entries[picks].to(self.basis.dtype)), outside)

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..data.manifest import read_manifest
+from ..decoders.embedding_prior import EmbeddingBank
 from .baselines import BASELINES, Budget, folder_name, train_baselines, train_image_prior
 from .classification import classification_table
 from .dataset import load_heldout_split, load_train_split, select_heldout
@@ -148,8 +149,9 @@ def evaluate(options: EvalOptions) -> dict:
     priors = image_priors(pipeline, trained, train, options)
     sampling = prior_sampling(pipeline) | {"seed": options.seed}
     description = proposed_description(TrainPlan.of_run(options.run).joint_objective)
-    methods = [studio_method(PROPOSED, pipeline, description + PRIOR_NOTE * bool(priors), options.seed)]
-    methods += [LatentModelMethod(name, model, BASELINES[name] + PRIOR_NOTE * (name in priors), priors.get(name), **sampling) for name, (model, _) in trained.items()]
+    note = prior_note(priors)
+    methods = [studio_method(PROPOSED, pipeline, description + note * bool(priors), options.seed)]
+    methods += [LatentModelMethod(name, model, BASELINES[name] + note * (name in priors), priors.get(name), **sampling) for name, (model, _) in trained.items()]
     methods.append(LabelBridgeMethod(LabelBridge.from_encoders(pipeline.image_encoder, pipeline.text_encoder)))
     # 3. the tables
     logger.info("classification and retrieval on %d held-out items", len(test))
@@ -182,7 +184,12 @@ def evaluate(options: EvalOptions) -> dict:
     return {"files": files, "floors": floors, "tables": {t.name: t for t in tables}, "meta": meta}
 
 
-PRIOR_NOTE = "; images through a diffusion prior from its latent to the image embedding"
+def prior_note(priors: dict) -> str:
+    """What a method's description adds for the image prior it draws through."""
+    found = priors.get(PROPOSED, {}).get("image")
+    if isinstance(found, EmbeddingBank):
+        return "; images from the training image embedding nearest to its decoded mean (the image bank, the same for every latent model)"
+    return "; images through a diffusion prior from its latent to the image embedding"
 
 
 def image_priors(pipeline, trained: dict, train, options: EvalOptions) -> dict[str, dict]:
@@ -196,6 +203,8 @@ def image_priors(pipeline, trained: dict, train, options: EvalOptions) -> dict[s
     from ..training.stages import TrainPlan
 
     prior, plan = found[PROPOSED]["image"], TrainPlan.of_run(options.run)
+    if isinstance(prior, EmbeddingBank):  # it holds training images, not a model's: every method shares it
+        return found | {name: {"image": prior} for name in trained}
     for name, (model, _) in trained.items():
         baseline_prior = train_image_prior(
             model, train, options.work / "baselines" / folder_name(name), prior,

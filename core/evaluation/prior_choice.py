@@ -62,10 +62,11 @@ def compare_prior(
     validation_seed: int = VALIDATION_SEED, decode: bool = True,
 ) -> dict:
     """The decoded mean against the fold's prior at each guidance value, on validation captions."""
+    from ..decoders.embedding_prior import EmbeddingPrior
     from ..pipelines.build import build_image_prior
 
     fit, validation = validation_split(train, seed=validation_seed)
-    template = pipeline.image_prior or build_image_prior("embedded", pipeline.image_encoder.embed_dim, pipeline.joint.config.latent_dim)
+    template = pipeline.image_prior if isinstance(pipeline.image_prior, EmbeddingPrior) else build_image_prior("embedded", pipeline.image_encoder.embed_dim, pipeline.joint.config.latent_dim)
     prior = train_image_prior(pipeline.joint, fit, work, template, steps, batch_size)
     judge = build_judge("image", train)
     rows = choose_prompts(validation, ("text",), "image", judge, prompts, seed)

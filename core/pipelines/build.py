@@ -20,7 +20,7 @@ import torch
 from ..decoders.caption import CaptionDecoder
 from ..decoders.conditioning import EmbeddingProjector
 from ..decoders.diffusion_unets import build_image_unet, build_mel_unet, build_scheduler
-from ..decoders.embedding_prior import EmbeddingPrior
+from ..decoders.embedding_prior import EmbeddingBank, EmbeddingPrior
 from ..decoders.image_autoencoder import build_image_autoencoder
 from ..encoders.audio import SoundEncoder
 from ..encoders.base import PretrainedReference
@@ -117,6 +117,9 @@ def build_studio_pipeline(
     )
 
 
+IMAGE_PRIORS = (EmbeddingPrior, EmbeddingBank)  # the two kinds of image prior a studio can hold
+
+
 def build_image_prior(size: str, embed_dim: int, latent_dim: int, seed: int = 0) -> EmbeddingPrior:
     """An untrained image prior of ``size`` from a ``latent_dim`` latent to ``embed_dim`` embeddings."""
     return seeded(seed, EmbeddingPrior, embed_dim=embed_dim, condition_dim=latent_dim, **SIZES[size]["image_prior"])
@@ -150,6 +153,17 @@ def save_studio_pipeline(pipeline: StudioPipeline, folder: str | Path) -> None:
             component.save_config(target)
         else:
             component.save_pretrained(target)
+
+
+def saved_class(folder: Path, default: type) -> type:
+    """The class a part saved in ``folder`` was saved as: ``default``, or for the image prior
+    either of its kinds (a diffusion prior or a bank), as its config names it."""
+    config = folder / "config.json"
+    name = json.loads(config.read_text()).get("_class_name") if config.is_file() else None
+    kinds = {cls.__name__: cls for cls in (default, *IMAGE_PRIORS)} if default in IMAGE_PRIORS else {default.__name__: default}
+    if name is not None and name not in kinds:
+        raise ValueError(f"{folder} holds a {name}, not a {' or '.join(kinds)}.")
+    return kinds.get(name, default)
 
 
 def load_component(component_class, folder: Path, seed: int):

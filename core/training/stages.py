@@ -1,8 +1,11 @@
 """``studio-train``: the embedded preset's training, as resumable stages over a built corpus.
 
-    embeddings → sound_encoder → joint → [image_prior] → image_autoencoder → image_diffusion → sound_diffusion → caption → export
+    embeddings → sound_encoder → joint → image_bank [or image_prior] → image_autoencoder → image_diffusion → sound_diffusion → caption → export
 
-(``image_prior`` is optional: ``all`` leaves it out, see ``OPTIONAL_STAGES``.)
+Both ``image_prior`` and ``image_bank`` make the studio's image prior, ``parts/image_prior``: a
+trained diffusion prior, or a bank of the training images' embeddings that the decoded mean is
+snapped to; the one run last is exported. ``all`` runs the bank (what ships) and leaves out the
+optional diffusion prior, see ``OPTIONAL_STAGES``.
 
 Each stage reads the corpus (``studio-data``) or the cache of the stages before it, trains one
 part with ``StageRunner`` (checkpoints every few hundred steps, resumes from the newest, stops
@@ -30,8 +33,9 @@ from ..audio import N_MELS, SAMPLE_RATE, fit_length, log_mel_spectrogram, prepar
 from ..data.manifest import Item, read_manifest
 from ..decoders.diffusion_unets import fold_mels, mel_patch
 from ..decoders.discriminator import PatchDiscriminator
+from ..decoders.embedding_prior import EmbeddingBank, EmbeddingPrior
 from ..decoders.image_autoencoder import encode_images, estimate_scaling_factor, images_to_pixels
-from ..pipelines.build import build_studio_pipeline, load_component
+from ..pipelines.build import build_studio_pipeline, load_component, saved_class
 from .caption import train_caption_decoder
 from .diffusion import train_diffusion_decoder
 from .image_autoencoder import train_image_autoencoder
@@ -42,10 +46,10 @@ from .sound_encoder import train_sound_encoder
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("embeddings", "sound_encoder", "joint", "image_prior", "image_autoencoder", "image_diffusion", "sound_diffusion", "caption", "export")
-# run by name only, never by ``all``: the shipped studio draws images from the decoded mean, which
-# beat the prior on a validation fold (core.evaluation.prior_choice); an exported run that trained
-# the prior ships it, and the studio then draws through it
+STAGES = ("embeddings", "sound_encoder", "joint", "image_prior", "image_bank", "image_autoencoder", "image_diffusion", "sound_diffusion", "caption", "export")
+# run by name only, never by ``all``: the diffusion prior was level with the decoded mean on two
+# validation folds (core.evaluation.prior_choice), so the shipped studio snaps to the image bank
+# instead; a run that trains the prior after the bank exports the prior
 OPTIONAL_STAGES = ("image_prior",)
 CLIP_FRAMES = 172  # 2 s at 22050 Hz, hop 256
 
@@ -126,7 +130,7 @@ class Run:
         """The trained part if a stage saved it, else the untrained one given."""
         folder = self.parts / name
         if any(folder.glob("*.safetensors")):
-            return load_component(type(untrained), folder, seed=0)
+            return load_component(saved_class(folder, type(untrained)), folder, seed=0)
         return untrained
 
     def save_part(self, name: str, model) -> None:
@@ -216,10 +220,22 @@ def stage_image_prior(run: Run, pipeline) -> bool:
     masks = {m: present[i] > 0 for i, m in enumerate(joint.modalities)}
     conditions, targets = prior_training_pairs(joint, embeddings, masks, "image")
     prior = run.part("image_prior", pipeline.image_prior)
+    if not isinstance(prior, EmbeddingPrior):  # a bank from stage image_bank: this stage replaces it
+        prior = pipeline.image_prior
     result = train_embedding_prior(prior, conditions, targets, run.stage_config("image_prior"), batch_size=run.plan.batch_size["image_prior"])
     if result.finished:
         run.save_part("image_prior", prior)
     return result.finished
+
+
+def stage_image_bank(run: Run, pipeline) -> bool:
+    """The image prior by retrieval: a bank of the training images' embeddings (in the image
+    prior's components), which the studio snaps text→image's decoded mean to. Takes seconds."""
+    images = run.tensors("embeddings")["image"]
+    bank = EmbeddingBank.from_embeddings(images, components=pipeline.image_prior.config.components)
+    logger.info("the image bank keeps %d of %d training image embeddings (near-duplicates once)", bank.config.size, len(images))
+    run.save_part("image_prior", bank)
+    return True
 
 
 def stage_image_autoencoder(run: Run, pipeline) -> bool:
