@@ -161,6 +161,7 @@ class Studio:
         previews: bool = False,
         best_first: bool = False,
         temperature: float | None = None,
+        use_image_prior: bool = True,
     ) -> Generation:
         """Makes ``num`` images, sounds or captions (``output``) from any weighted mix of inputs.
 
@@ -173,7 +174,10 @@ class Studio:
         encoder and compared with the fused inputs in the joint latent (``Generation.agreement``
         holds the cosines; the recipe's ``order`` says which variant, and so which seed, each
         output is). ``temperature`` draws each variant's latent from the fused posterior
-        (``mu + temperature * sigma * eps``; 0 takes the mean; default: the preset's). Raises
+        (``mu + temperature * sigma * eps``; 0 takes the mean; default: the preset's).
+        ``use_image_prior=False`` draws images from the joint model's decoded mean instead of
+        through the studio's image prior (the embedded preset's bank of training pictures): a
+        blend of the inputs rather than the nearest picture, drawn less sharply. Raises
         ``ValueError`` on bad input.
         """
         check_seed(seed)
@@ -196,7 +200,7 @@ class Studio:
             text=text, image=prepared["image"], audio=prepared["audio"], weights=weights, output=output,
             num_inference_steps=steps, guidance_scale=guidance, seed=seed, num_outputs=num,
             scheduler=scheduler, caption_method=caption_method, callback_on_step_end=callback, best_first=best_first,
-            temperature=temperature,
+            temperature=temperature, use_image_prior=use_image_prior,
         )
         self._remember(prepared, recipe_inputs)
         recipe = {"kind": "generate", **result.recipe}
@@ -229,7 +233,7 @@ class Studio:
                 mix_a, mix_b = (self._mix_from_recipe(recipe[end]) for end in ("mix_a", "mix_b"))
                 return self.interpolate(
                     mix_a, mix_b, n=recipe["n"], output=recipe["output"], seed=recipe["seed"],
-                    steps=recipe["steps"], guidance=recipe["guidance"],
+                    steps=recipe["steps"], guidance=recipe["guidance"], use_image_prior=recipe.get("use_image_prior", True),
                 )
             inputs = recipe["inputs"]
             image = self._recall("image", inputs.get("image_sha256"), image)
@@ -240,6 +244,7 @@ class Studio:
                 scheduler=recipe.get("scheduler"), caption_method=recipe.get("caption_method") or "beam",
                 best_first=bool(recipe.get("best_first", False)),
                 temperature=recipe.get("temperature", 0.0),  # recipes from before it took the mean
+                use_image_prior=recipe.get("use_image_prior", True),
             )
         except KeyError as error:
             raise ValueError(f"The recipe lacks {error}; it may come from another version of the studio.") from error
@@ -254,12 +259,15 @@ class Studio:
         steps: int | None = None,
         guidance: float | None = None,
         on_step=None,
+        use_image_prior: bool = True,
     ) -> Generation:
         """``n`` outputs along the spherical interpolation between two mixes' fused latents.
 
         A mix is a dict of ``text`` / ``image`` / ``audio`` / ``weights``. Every step uses the
         same seed, so only the latent moves. ``on_step(frame, n)`` is called after each frame
-        (an exception raised there stops the morph).
+        (an exception raised there stops the morph). Images go through the studio's image
+        prior as in ``generate``: with the embedded preset's bank a morph steps from one
+        training picture to the next; ``use_image_prior=False`` morphs the blend smoothly.
         """
         if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= 16:
             raise ValueError(f"n must be an integer from 2 to 16, got {n!r}.")
@@ -277,17 +285,17 @@ class Studio:
             recipes.append({"inputs": recipe_inputs, "weights": encoding.weights})
             self._remember(prepared, recipe_inputs)
         steps, guidance = self.pipeline.resolve_defaults(output, steps, guidance)
-        self.pipeline.check_inputs({"text": "x"}, {}, output, steps, guidance, 1, None)
+        self.pipeline.check_inputs({"text": "x"}, {}, output, steps, guidance, 1, None, use_image_prior=use_image_prior)
         fractions = torch.linspace(0, 1, n)
         z = torch.stack([slerp(ends[0], ends[1], float(t)) for t in fractions])  # (n, Z)
         outputs = []
         for frame, row in enumerate(z, start=1):  # the same seed for every frame: only the latent changes
-            outputs += self.pipeline.decode_latents(row[None], output, steps, guidance, seed)
+            outputs += self.pipeline.decode_latents(row[None], output, steps, guidance, seed, use_image_prior=use_image_prior)
             if on_step is not None:
                 on_step(frame, n)
         recipe = {
             "kind": "interpolate", "output": output, "mix_a": recipes[0], "mix_b": recipes[1], "n": n, "seed": seed, "steps": steps,
-            "guidance": float(guidance), "preset": self.preset, "weights_version": self.weights_version,
+            "guidance": float(guidance), "use_image_prior": use_image_prior, "preset": self.preset, "weights_version": self.weights_version,
         }
         return Generation(outputs=outputs, recipe=recipe)
 

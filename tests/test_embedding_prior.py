@@ -196,7 +196,22 @@ def test_the_pipeline_draws_images_through_a_bank_saved_in_fp16(tiny_studio, tmp
         assert torch.allclose(snapped, bank.sample(None, prior_generators([0, 1, 2]), outside=pipeline.joint.decode(z, "image")))
         assert torch.allclose(studio_method("proposed", pipeline).predict(z, "image"), snapped)  # the evaluation draws as the studio does
         made = tiny_studio.generate("image", text="a red circle", steps=2, seed=5)
-        assert made.outputs[0].size == (64, 64)
+        assert made.outputs[0].size == (64, 64) and made.recipe["use_image_prior"] is True
+        assert torch.allclose(pipeline.predict_embedding(z, "image", [0, 1, 2], use_image_prior=False), pipeline.joint.decode(z, "image"))
+        # per call: the decoded mean instead of the bank, recorded in the recipe and replayed
+        blend = tiny_studio.generate("image", text="a red circle", steps=2, seed=5, use_image_prior=False)
+        assert blend.recipe["use_image_prior"] is False and blend.outputs[0].tobytes() != made.outputs[0].tobytes()
+        assert tiny_studio.replay(blend.recipe).outputs[0].tobytes() == blend.outputs[0].tobytes()
+        assert tiny_studio.replay(made.recipe).outputs[0].tobytes() == made.outputs[0].tobytes()
+        legacy = {k: v for k, v in made.recipe.items() if k != "use_image_prior"}  # recipes from before the switch: through the prior
+        assert tiny_studio.replay(legacy).outputs[0].tobytes() == made.outputs[0].tobytes()
+        mixes = ({"text": "a red circle"}, {"text": "a blue circle"})
+        morph = tiny_studio.interpolate(*mixes, n=2, steps=2, use_image_prior=False)
+        assert morph.recipe["use_image_prior"] is False
+        assert tiny_studio.replay(morph.recipe).outputs[1].tobytes() == morph.outputs[1].tobytes()
+        assert tiny_studio.interpolate(*mixes, n=2, steps=2).outputs[1].tobytes() != morph.outputs[1].tobytes()
+        with pytest.raises(ValueError, match="use_image_prior"):
+            tiny_studio.generate("image", text="a red circle", steps=2, use_image_prior="yes")
         bank.to(torch.float16)
         pipeline.save_pretrained(tmp_path / "studio")
         loaded = load_studio(tmp_path / "studio").pipeline

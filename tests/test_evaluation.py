@@ -782,7 +782,7 @@ def test_the_prior_is_compared_with_the_decoded_mean_on_a_validation_fold(tmp_pa
                  "--values", "1,3", "--prompts", "4"]
     assert choose_prior(arguments) == 0
     comparison = json.loads((tmp_path / "out" / "prior.json").read_text())
-    assert [r["variant"] for r in comparison["results"]] == ["decoded mean", "prior, guidance 1", "prior, guidance 3"]
+    assert [r["variant"] for r in comparison["results"]] == ["decoded mean", "prior, guidance 1", "prior, guidance 3", "image bank"]
     best = max(comparison["results"], key=lambda r: (r["concept"], r["category"], -(r["fidelity"] or float("inf"))))
     assert comparison["chosen"] == best["variant"] and f"**{best['variant']}**" in (tmp_path / "out" / "prior.md").read_text()
     # the fold's prior never saw the validation items it is judged on
@@ -792,6 +792,7 @@ def test_the_prior_is_compared_with_the_decoded_mean_on_a_validation_fold(tmp_pa
     train = load_train_split(run, corpus, None)
     fit, validation = validation_split(train)
     assert comparison["fit_items"] == len(fit) and comparison["validation_items"] == len(validation) > 0
+    assert 0 < comparison["bank_size"] <= len(train.rows(("image",)))
     assert json.loads((run / "eval" / "prior_fold" / "image_prior" / "trained.json").read_text())["pairs"] == len(
         prior_training_pairs(core_joint(tmp_path / "studio"), fit.embeddings, fit.present, "image")[1])
     # scored on the drawn embeddings, without decoding: the same fold's prior, its own files
@@ -804,6 +805,21 @@ def test_the_prior_is_compared_with_the_decoded_mean_on_a_validation_fold(tmp_pa
         choose_prior([*arguments[:-4], "--values", "-1"])
     with pytest.raises(SystemExit):
         choose_prior([*arguments, "--score", "pixels"])
+
+
+def test_the_folds_image_bank_holds_every_training_image_but_the_prompts_own():
+    from core.evaluation.prior_choice import prompts_left_out_bank
+
+    train = synthetic_split(40, seed=0)
+    validation = train.subset(torch.arange(40) >= 30)
+    rows = validation.rows(("image",))[:3]  # three prompts with an image
+    bank = prompts_left_out_bank(train, validation, rows, components=DIMS["image"])
+    with_images = len(train.rows(("image",)))  # 32: a fifth lack the image
+    assert bank.config.size == with_images - 3
+    entries = bank.from_components(bank.entries())
+    gaps = torch.cdist(validation.embeddings["image"][rows], entries).min(dim=1).values
+    others = torch.cdist(train.embeddings["image"][train.rows(("image",))[:3]], entries).min(dim=1).values
+    assert (gaps > 10 * others.max()).all()  # the prompts' own images are not in it; the others are, up to int8
 
 
 def core_joint(studio_folder):

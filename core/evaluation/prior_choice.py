@@ -1,5 +1,6 @@
-"""Choosing whether text→image goes through the image prior, and the prior's guidance, on a
-validation fold of the training items, so that the held-out data the report uses plays no part.
+"""Choosing how text→image reaches the image decoder (the joint model's decoded mean, the
+diffusion prior at each guidance, or the image bank), on a validation fold of the training
+items, so that the held-out data the report uses plays no part.
 
 The run's training items are split again as the objective selection splits them (whole
 concepts, and media groups of seen concepts; seed 1). A prior of the studio's sizes and the
@@ -9,7 +10,9 @@ prior at each guidance value (the studio's image guidance and steps, one seed pe
 judged as the guidance sweep judges them: the nearest real training image (the prompt's own
 left out) in EfficientNet space. The studio's joint model was trained on every training item,
 the validation items included, while the fold's prior never saw them: a bias towards the
-decoded mean, so a prior that wins here wins despite it.
+decoded mean, so a prior that wins here wins despite it. The image bank (``EmbeddingBank``)
+holds every training image's embedding but the prompts' own, as the studio's bank holds none
+of a new caption's picture.
 
     python -m core.evaluation.prior_choice --corpus C --run R [--values 1,2,4] [--score embeddings]
 
@@ -76,6 +79,8 @@ def compare_prior(
     drawn = "prior" if temperature == 1 else f"prior at temperature {temperature:g}"
     variants += [(f"{drawn}, guidance {value:g}", value, LatentModelMethod(PROPOSED, pipeline.joint, priors={"image": prior},
                   prior_steps=pipeline.config.prior_steps, prior_guidance=value, seed=seed, prior_temperature=temperature)) for value in values]
+    bank = prompts_left_out_bank(train, validation, rows, template.config.components)
+    variants.append(("image bank", None, LatentModelMethod(PROPOSED, pipeline.joint, priors={"image": bank}, seed=seed)))
     results = []
     for name, value, method in variants:
         start = time.perf_counter()
@@ -91,9 +96,19 @@ def compare_prior(
     return {
         "chosen": best["variant"], "chosen_guidance": best["prior_guidance"], "results": results, "prompts": len(rows),
         "fit_items": len(fit), "validation_items": len(validation), "prior_steps": steps, "seed": seed, "temperature": temperature,
-        "validation_seed": validation_seed, "scored": "images" if decode else "embeddings",
+        "validation_seed": validation_seed, "scored": "images" if decode else "embeddings", "bank_size": bank.config.size,
         "image_guidance": pipeline.resolve_defaults("image", None, None)[1], "chance": judge.chance(concepts, categories, keys),
     }
+
+
+def prompts_left_out_bank(train, validation, rows, components: int):
+    """An image bank of every training image but those of the validation ``rows``."""
+    from ..decoders.embedding_prior import EmbeddingBank
+
+    images = train.rows(("image",))
+    own = set(validation.keys("image", rows))
+    kept = torch.tensor([key not in own for key in train.keys("image", images)], dtype=torch.bool)
+    return EmbeddingBank.from_embeddings(train.embeddings["image"][images[kept]], components=components).eval()
 
 
 def markdown(comparison: dict) -> str:
@@ -110,6 +125,9 @@ def markdown(comparison: dict) -> str:
         f"Chance: concept {fmt(comparison['chance']['concept'])}, category {fmt(comparison['chance']['category'])}.",
         *([] if decoded else ["", "Scores of embeddings compare priors with one another; the decoded mean's embedding is an average, "
                               "which the decoder draws as a blur, so its row here flatters it."]),
+        *([] if "bank_size" not in comparison else [
+            "", f"The image bank holds the embeddings of every training image but the prompts' own ({comparison['bank_size']} "
+            "entries, near-duplicates once) and snaps the decoded mean to the nearest."]),
         "",
         "| variant | concept coherence | category coherence | Fréchet distance | seconds |",
         "|---|---|---|---|---|",

@@ -205,7 +205,7 @@ class StudioPipeline(DiffusionPipeline):
 
     def check_inputs(
         self, inputs: dict[str, Any], weights: dict[str, float], output: str, steps: int, guidance: float, num_outputs: int, scheduler: str | None,
-        best_first: bool = False, temperature: float = 0.0,
+        best_first: bool = False, temperature: float = 0.0, use_image_prior: bool = True,
     ) -> None:
         """Raises a ``ValueError`` that says how to fix a bad request."""
         if output not in OUTPUTS:
@@ -233,6 +233,8 @@ class StudioPipeline(DiffusionPipeline):
             raise ValueError(f"temperature must be a number from 0 to 2, got {temperature!r}.")
         if not isinstance(best_first, bool):
             raise ValueError(f"best_first must be true or false, got {best_first!r}.")
+        if not isinstance(use_image_prior, bool):
+            raise ValueError(f"use_image_prior must be true or false, got {use_image_prior!r}.")
         if best_first and self.encoder(OUTPUT_MODALITY[output]) is None:
             raise ValueError(f"best_first reads each {output} back with the {OUTPUT_MODALITY[output]} encoder, which this studio lacks.")
         check_weights(weights, **inputs)
@@ -337,10 +339,13 @@ class StudioPipeline(DiffusionPipeline):
         return self.caption_decoder.generate(embeddings, method=method)
 
     @torch.no_grad()
-    def decode_latents(self, z: torch.Tensor, output: str, steps: int, guidance: float, seed: int, callback: StepCallback | None = None, scheduler: str | None = None, caption_method: str = "beam") -> list[Any]:
+    def decode_latents(
+        self, z: torch.Tensor, output: str, steps: int, guidance: float, seed: int, callback: StepCallback | None = None, scheduler: str | None = None,
+        caption_method: str = "beam", use_image_prior: bool = True,
+    ) -> list[Any]:
         """Joint latents ``[N, Z]`` → N outputs: each row's predicted embedding, decoded (row i uses ``seed + i``)."""
         target = OUTPUT_MODALITY[output]
-        embeddings = self.predict_embedding(z, target, [seed + i for i in range(z.shape[0])])  # (N, D)
+        embeddings = self.predict_embedding(z, target, [seed + i for i in range(z.shape[0])], use_image_prior)  # (N, D)
         generators = [torch.Generator().manual_seed(seed + i) for i in range(z.shape[0])]
         if output == "image":
             return self.decode_image(embeddings, steps, guidance, generators, callback, scheduler)
@@ -367,13 +372,15 @@ class StudioPipeline(DiffusionPipeline):
         return scores
 
     @torch.no_grad()
-    def predict_embedding(self, z: torch.Tensor, target: str, seeds: list[int]) -> torch.Tensor:
+    def predict_embedding(self, z: torch.Tensor, target: str, seeds: list[int], use_image_prior: bool = True) -> torch.Tensor:
         """The ``target`` embedding ``[N, D]`` for joint latents ``z [N, Z]``: the joint model's
-        decoded mean, or for images, where the studio has a trained diffusion prior, a draw from it
-        (row i from ``seeds[i]``) with the decoded mean's part outside the prior's components."""
+        decoded mean, or for images, where the studio has a trained image prior and
+        ``use_image_prior``, the prior's draw (row i from ``seeds[i]``: the nearest entry of an
+        image bank, or a diffusion prior's sample) with the decoded mean's part outside the
+        prior's components."""
         z = z.to(self.device, self.joint.dtype)
         decoded = self.joint.decode(z, target)
-        if target == "image" and self.image_prior is not None and getattr(self.image_prior, "is_trained", True):
+        if target == "image" and use_image_prior and self.image_prior is not None and getattr(self.image_prior, "is_trained", True):
             generators = prior_generators(seeds)
             config = self.config
             return self.image_prior.sample(z, generators, config.prior_steps, config.prior_guidance, outside=decoded, temperature=config.prior_temperature)
@@ -418,6 +425,7 @@ class StudioPipeline(DiffusionPipeline):
         caption_method: str = "beam",
         best_first: bool = False,
         temperature: float | None = None,
+        use_image_prior: bool = True,
     ) -> StudioPipelineOutput:
         """Generates ``num_outputs`` images, sounds or captions from any weighted mix of inputs.
 
@@ -438,6 +446,9 @@ class StudioPipeline(DiffusionPipeline):
             temperature: how far each output's latent is drawn from the fused posterior's mean,
                 in posterior standard deviations (0: the mean itself; default from the config,
                 ``latent_temperature``, per output). Output ``i`` draws with seed ``seed + i``.
+            use_image_prior: images go through the studio's image prior where it has one (the
+                embedded preset's image bank snaps to the nearest training picture); false takes
+                the joint model's decoded mean, a blend that the decoder draws less sharply.
         """
         weights = dict(weights or {})
         steps, guidance = self.resolve_defaults(output, num_inference_steps, guidance_scale)
@@ -445,7 +456,7 @@ class StudioPipeline(DiffusionPipeline):
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
         # 1. check inputs
-        self.check_inputs({"text": text, "image": image, "audio": audio}, weights, output, steps, guidance, num_outputs, scheduler, best_first, temperature)
+        self.check_inputs({"text": text, "image": image, "audio": audio}, weights, output, steps, guidance, num_outputs, scheduler, best_first, temperature, use_image_prior)
         if output == "caption" and caption_method not in ("greedy", "beam", "sample"):
             raise ValueError(f"Unknown caption_method {caption_method!r}; choose greedy, beam or sample.")
         # 2. load the media and fuse the inputs in the joint latent
@@ -453,7 +464,7 @@ class StudioPipeline(DiffusionPipeline):
         posterior = self.fuse(inputs, weights)
         # 3. draw from the fused posterior (its mean at temperature 0): to the output's embedding, then to media
         z = self.joint.draw(posterior.mu, posterior.logvar, temperature, [seed + i for i in range(num_outputs)])  # (N, Z)
-        outputs = self.decode_latents(z, output, steps, guidance, seed, callback_on_step_end, scheduler, caption_method)
+        outputs = self.decode_latents(z, output, steps, guidance, seed, callback_on_step_end, scheduler, caption_method, use_image_prior)
         order, agreement = list(range(num_outputs)), None
         if best_first:
             scores = self.agreement(outputs, output, posterior.mu[0])
@@ -470,6 +481,7 @@ class StudioPipeline(DiffusionPipeline):
             "steps": steps,
             "guidance": float(guidance),
             "temperature": float(temperature),
+            "use_image_prior": use_image_prior,
             "num_outputs": num_outputs,
             "scheduler": scheduler,
             "caption_method": caption_method if output == "caption" else None,
