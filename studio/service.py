@@ -124,10 +124,13 @@ class StudioService:
         on_step: StepCallback | None = None,
         best_first: Any = False,
         temperature: Any = None,
+        use_image_prior: Any = True,
     ) -> Result:
         """Any weighted mix of text, image and sound → ``variants`` images, sounds or captions;
         with ``best_first``, ordered by how well each matches the inputs; ``temperature`` (0 to 2,
-        default the studio's) draws each variant's latent from the fused posterior."""
+        default the studio's) draws each variant's latent from the fused posterior;
+        ``use_image_prior=False`` draws images from the blend of the inputs rather than snapping
+        them to the nearest training picture."""
         target = check_output(output)
         text = text if isinstance(text, str) and text.strip() else None
         weights = check_weights(weights)
@@ -135,26 +138,27 @@ class StudioService:
         steps = self.default_steps(target) if steps is None else check_int(steps, "steps", 1, MAX_STEPS)
         guidance = self.default_guidance(target) if guidance is None else check_number(guidance, "guidance", 0, MAX_GUIDANCE)
         variants = check_int(variants, "variants", 1, MAX_VARIANTS)
-        if not isinstance(best_first, bool):
-            raise ValueError(f"best_first must be true or false, got {best_first!r}.")
+        best_first = check_switch(best_first, "best_first")
         if temperature is not None:
             temperature = check_number(temperature, "temperature", 0, MAX_TEMPERATURE)
+        use_image_prior = check_switch(use_image_prior, "use_image_prior")
         with self.lock:
             generation = self.studio.generate(
                 target, text=text, image=image, audio=audio, weights=weights, seed=seed, steps=steps,
                 guidance=guidance, num=variants, on_step=on_step, previews=on_step is not None, best_first=best_first,
-                temperature=temperature,
+                temperature=temperature, use_image_prior=use_image_prior,
             )
         return self._save("generate", generation, {"image": image, "audio": audio})
 
     def text_to_image(
         self, prompt: str, seed: Any = 0, steps: Any = None, guidance: Any = None, variants: Any = 1, on_step: StepCallback | None = None,
-        best_first: Any = False, temperature: Any = None,
+        best_first: Any = False, temperature: Any = None, use_image_prior: Any = True,
     ) -> Result:
         """A prompt → images."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("The prompt is empty: type a few words, e.g. 'a red fire truck'.")
-        return self.mix(text=prompt, output="image", seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=on_step, best_first=best_first, temperature=temperature)
+        return self.mix(text=prompt, output="image", seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=on_step, best_first=best_first,
+                        temperature=temperature, use_image_prior=use_image_prior)
 
     def image_to_audio(self, image: Any, seed: Any = 0, steps: Any = None, guidance: Any = None, on_step: StepCallback | None = None) -> Result:
         """An image → a sound."""
@@ -180,10 +184,13 @@ class StudioService:
         steps: Any = None,
         guidance: Any = None,
         on_step: StepCallback | None = None,
+        use_image_prior: Any = True,
     ) -> Result:
         """``frames`` outputs along the path between two mixes (images, one sound sequence, or captions).
 
         ``on_step(frame, frames)`` follows the morph; raising there stops it between frames.
+        Images snap to the nearest training picture, so the strip steps from picture to picture;
+        ``use_image_prior=False`` morphs the blend.
         """
         target = check_output(output)
         mixes = [_clean_mix(mix_a, "first"), _clean_mix(mix_b, "second")]
@@ -191,8 +198,11 @@ class StudioService:
         seed = check_int(seed, "seed", 0, MAX_SEED)
         steps = self.default_steps(target) if steps is None else check_int(steps, "steps", 1, MAX_STEPS)
         guidance = self.default_guidance(target) if guidance is None else check_number(guidance, "guidance", 0, MAX_GUIDANCE)
+        use_image_prior = check_switch(use_image_prior, "use_image_prior")
         with self.lock:
-            generation = self.studio.interpolate(mixes[0], mixes[1], n=frames, output=target, seed=seed, steps=steps, guidance=guidance, on_step=on_step)
+            generation = self.studio.interpolate(
+                mixes[0], mixes[1], n=frames, output=target, seed=seed, steps=steps, guidance=guidance, on_step=on_step, use_image_prior=use_image_prior,
+            )
         media = {f"{modality}-{side}": mix.get(modality) for side, mix in zip("ab", mixes, strict=True) for modality in ("image", "audio")}
         return self._save("interpolate", generation, media)
 
@@ -227,7 +237,8 @@ class StudioService:
                     if mix[modality] is None:
                         raise ValueError(f"This morph used a{'n' if modality == 'image' else ''} {modality} that is not in the history (sha256 {digest[:12]}...).")
             mixes.append(mix)
-        return self.morph(mixes[0], mixes[1], frames=recipe.get("n"), output=_page_output(recipe.get("output")), seed=recipe.get("seed"), steps=recipe.get("steps"), guidance=recipe.get("guidance"))
+        return self.morph(mixes[0], mixes[1], frames=recipe.get("n"), output=_page_output(recipe.get("output")), seed=recipe.get("seed"), steps=recipe.get("steps"), guidance=recipe.get("guidance"),
+                          use_image_prior=recipe.get("use_image_prior", True))
 
     def _media_for(self, digest: str | None) -> Path | None:
         return self.history.find_media(digest) if digest else None
@@ -414,6 +425,7 @@ class StudioService:
                 fields[f"image_{side}"] = find(hashes, "image", f"the image of mix {side.upper()}")
                 fields[f"audio_{side}"] = find(hashes, "audio", f"the sound of mix {side.upper()}")
             fields["frames"] = recipe.get("n", 5)
+            fields["use_image_prior"] = bool(recipe.get("use_image_prior", True))
         else:
             inputs, weights = recipe.get("inputs", {}), recipe.get("weights", {})
             fields["text"] = inputs.get("text") or ""
@@ -423,11 +435,19 @@ class StudioService:
             fields["variants"] = recipe.get("num_outputs", 1)
             fields["best_first"] = bool(recipe.get("best_first", False))
             fields["temperature"] = float(recipe.get("temperature", 0.0))
+            fields["use_image_prior"] = bool(recipe.get("use_image_prior", True))
         fields["note"] = ("Upload again: " + ", ".join(missing) + ".") if missing else ""
         return fields
 
 
 # --- checks ------------------------------------------------------------------------------------
+
+
+def check_switch(value: Any, name: str) -> bool:
+    """A true/false setting; anything else (a string, a number) is a user error."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    return value
 
 
 def check_output(output: Any) -> str:

@@ -44,8 +44,12 @@ INTRO = (
     "The meter shows how much each input pulls on the fused latent."
 )
 OUTPUT_CHOICES = ["image", "sound", "caption"]
-CREATE_FIELDS = ["text", "text_weight", "image", "image_weight", "audio", "audio_weight", "output", "seed", "steps", "guidance", "variants", "best_first", "temperature"]
-MORPH_FIELDS = ["text_a", "image_a", "audio_a", "text_b", "image_b", "audio_b", "output", "frames", "seed", "steps"]
+CREATE_FIELDS = [
+    "text", "text_weight", "image", "image_weight", "audio", "audio_weight", "output", "seed", "steps", "guidance", "variants", "best_first", "temperature",
+    "use_image_prior",
+]
+MORPH_FIELDS = ["text_a", "image_a", "audio_a", "text_b", "image_b", "audio_b", "output", "frames", "seed", "steps", "use_image_prior"]
+SNAP_INFO = "On: each image is a new drawing of the training picture nearest to the inputs (sharper). Off: of their blend (softer)."
 MAX_FILE_SIZE = "20mb"
 PROGRESS = gr.Progress()  # gradio hands each call its own tracker in place of this default
 GENERATE = "generate"  # the concurrency group of everything that runs the models
@@ -135,7 +139,7 @@ class StudioPage:
     @user_errors
     def text_to_image(
         self, prompt: str, seed: float = 0, steps: float | None = None, guidance: float | None = None, variants: float = 1, best_first: bool = False,
-        temperature: float | None = None, progress=PROGRESS, request: gr.Request = None,
+        temperature: float | None = None, use_image_prior: bool = True, progress=PROGRESS, request: gr.Request = None,
     ):
         """Makes images from a text prompt.
 
@@ -147,12 +151,13 @@ class StudioPage:
             variants: how many images (1 to 4).
             best_first: order the images by how well each matches the prompt, best first.
             temperature: variety, 0 to 2: each image's latent is drawn this many posterior standard deviations from the mean (default: the studio's).
+            use_image_prior: images snap to the nearest training picture (sharper); false draws the blend of the inputs (softer).
         Returns:
             PNG files with their recipe inside, and the recipe.
         """
         result = self.service.text_to_image(
             prompt, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature,
-            on_step=self._on_step(progress, request),
+            use_image_prior=bool(use_image_prior), on_step=self._on_step(progress, request),
         )
         return [str(p) for p in result.files], result.recipe
 
@@ -200,6 +205,7 @@ class StudioPage:
         variants: float = 1,
         best_first: bool = False,
         temperature: float | None = None,
+        use_image_prior: bool = True,
         progress=PROGRESS,
         request: gr.Request = None,
     ):
@@ -219,13 +225,14 @@ class StudioPage:
             variants: how many outputs (1 to 4).
             best_first: order the outputs by how well each matches the inputs, best first.
             temperature: variety, 0 to 2: each output's latent is drawn this many posterior standard deviations from the mean (default: the studio's).
+            use_image_prior: images snap to the nearest training picture (sharper); false draws the blend of the inputs (softer).
         Returns:
             Media files (PNG or WAV, each with its recipe inside), captions, each input's share of the fused latent, and the recipe.
         """
         result = self.service.mix(
             text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight), output=output,
             seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature,
-            on_step=self._on_step(progress, request),
+            use_image_prior=bool(use_image_prior), on_step=self._on_step(progress, request),
         )
         return [str(p) for p in result.files], result.captions, result.shares, result.recipe
 
@@ -259,6 +266,7 @@ class StudioPage:
         frames: float = 5,
         seed: float = 0,
         steps: float = 25,
+        use_image_prior: bool = True,
         progress=PROGRESS,
         request: gr.Request = None,
     ):
@@ -275,12 +283,14 @@ class StudioPage:
             frames: how many steps along the way (2 to 8).
             seed: fixes the randomness (the same for every frame).
             steps: denoising steps (1 to 100).
+            use_image_prior: each frame snaps to the nearest training picture, so the strip steps from picture to picture; false morphs the blend smoothly.
         Returns:
             The image strip, the sound sequence, the captions (one per line) and the recipe.
         """
         mix_a = {"text": text_a, "image": image_a, "audio": audio_a}
         mix_b = {"text": text_b, "image": image_b, "audio": audio_b}
-        result = self.service.morph(mix_a, mix_b, frames=frames, output=output, seed=seed, steps=steps, on_step=self._on_step(progress, request, "frames"))
+        result = self.service.morph(mix_a, mix_b, frames=frames, output=output, seed=seed, steps=steps, on_step=self._on_step(progress, request, "frames"),
+                                    use_image_prior=bool(use_image_prior))
         images = [str(p) for p in result.files if p.suffix == ".png"]
         sounds = [str(p) for p in result.files if p.suffix == ".wav"]
         return images, (sounds[0] if sounds else None), "\n".join(result.captions), result.recipe
@@ -346,7 +356,8 @@ class StudioPage:
         return self.service.default_guidance(OUTPUTS.get(output, "image"))
 
     @user_errors
-    def create(self, text, text_weight, image, image_weight, audio, audio_weight, output, seed, steps, guidance, variants, best_first, temperature, request: gr.Request):
+    def create(self, text, text_weight, image, image_weight, audio, audio_weight, output, seed, steps, guidance, variants, best_first, temperature, use_image_prior,
+               request: gr.Request):
         """Create with live progress: yields a progress bar per denoising step, then the results."""
         stop = self._stops.setdefault(_session(request), threading.Event())
         stop.clear()
@@ -361,7 +372,8 @@ class StudioPage:
             try:
                 updates.put(("done", self.service.mix(
                     text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight),
-                    output=output, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature, on_step=on_step,
+                    output=output, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature,
+                    use_image_prior=bool(use_image_prior), on_step=on_step,
                 )))
             except BaseException as error:  # handed to the page below
                 updates.put(("error", error))
@@ -466,6 +478,7 @@ class StudioPage:
                 m["text_a"]: fields["text_a"], m["image_a"]: _path(fields["image_a"]), m["audio_a"]: _path(fields["audio_a"]),
                 m["text_b"]: fields["text_b"], m["image_b"]: _path(fields["image_b"]), m["audio_b"]: _path(fields["audio_b"]),
                 m["output"]: fields["output"], m["frames"]: fields["frames"], m["seed"]: fields["seed"], m["steps"]: fields["steps"],
+                m["use_image_prior"]: fields["use_image_prior"],
             }
         weights = fields["weights"]
         return {
@@ -475,7 +488,7 @@ class StudioPage:
             c["audio"]: _path(fields["audio"]), c["audio_weight"]: weights["audio"],
             c["output"]: fields["output"], c["seed"]: fields["seed"], c["steps"]: fields["steps"],
             c["guidance"]: fields["guidance"], c["variants"]: fields["variants"], c["best_first"]: fields["best_first"],
-            c["temperature"]: fields["temperature"],
+            c["temperature"]: fields["temperature"], c["use_image_prior"]: fields["use_image_prior"],
         }
 
     # --- the History tab ---------------------------------------------------------------------
@@ -628,9 +641,9 @@ def build_ui(service: StudioService, concurrency_limit: int = 1) -> gr.Blocks:
 
         # API-only endpoints (the page reaches the same actions through its tabs)
         a = api
-        gr.on([], page.text_to_image, [a["text"], a["seed"], a["steps"], a["guidance"], a["variants"], a["best_first"], a["temperature"]], [a["files"], a["recipe"]], api_name="text_to_image", **run)
-        gr.on([], page.mix, [a["text"], a["text_weight"], a["image"], a["image_weight"], a["audio"], a["audio_weight"], a["output"], a["seed"], a["steps"], a["guidance"], a["variants"], a["best_first"], a["temperature"]],
-              [a["files"], a["captions"], a["shares"], a["recipe"]], api_name="mix", **run)
+        gr.on([], page.text_to_image, [a["text"], a["seed"], a["steps"], a["guidance"], a["variants"], a["best_first"], a["temperature"], a["use_image_prior"]], [a["files"], a["recipe"]], api_name="text_to_image", **run)
+        gr.on([], page.mix, [a["text"], a["text_weight"], a["image"], a["image_weight"], a["audio"], a["audio_weight"], a["output"], a["seed"], a["steps"], a["guidance"], a["variants"], a["best_first"], a["temperature"],
+                            a["use_image_prior"]], [a["files"], a["captions"], a["shares"], a["recipe"]], api_name="mix", **run)
         gr.on([], page.replay, [a["recipe_in"], a["image"], a["audio"]], [a["files"], a["captions"], a["recipe"]], api_name="replay", **run)
         gr.on([], page.read_recipe, [a["file"]], [a["recipe"]], api_name="read_recipe", queue=False)
         gr.on([], page.shares, [a["text"], a["text_weight"], a["image"], a["image_weight"], a["audio"], a["audio_weight"]], [a["shares"]], api_name="shares", concurrency_id="meter", concurrency_limit=1)
@@ -676,6 +689,7 @@ def _create_tab(c: dict, steps: int, guidance: float, temperature: float) -> Non
             c["best_first"] = gr.Checkbox(False, label="Best first", info="Order the variants by how well each matches the inputs")
             c["temperature"] = gr.Slider(0, MAX_TEMPERATURE, value=temperature, step=0.05, label="Variety",
                                          info="0: every variant from the inputs' fused mean; higher: variants drawn further from it")
+            c["use_image_prior"] = gr.Checkbox(True, label="Snap to training pictures", info=SNAP_INFO)
             with gr.Row():
                 c["create"] = gr.Button("Create", variant="primary", elem_id="create")
                 c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -747,6 +761,7 @@ def _morph_tab(steps: int) -> dict:
             m["frames"] = gr.Slider(2, MAX_FRAMES, value=5, step=1, label="Frames")
             m["seed"] = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
             m["steps"] = gr.Slider(1, MAX_STEPS, value=steps, step=1, label="Steps")
+            m["use_image_prior"] = gr.Checkbox(True, label="Snap to training pictures", info=SNAP_INFO)
             with gr.Row():
                 m["button"] = gr.Button("Morph", variant="primary", elem_id="morph")
                 m["stop"] = gr.Button("Stop", variant="stop")
@@ -790,6 +805,7 @@ def _api_components(steps: int, guidance: float, temperature: float) -> dict:
         a["variants"] = gr.Number(1, label="variants")
         a["best_first"] = gr.Checkbox(False, label="best_first")
         a["temperature"] = gr.Number(temperature, label="temperature")
+        a["use_image_prior"] = gr.Checkbox(True, label="use_image_prior")
         a["limit"] = gr.Number(20, label="limit")
         a["recipe_in"] = gr.JSON(label="recipe")
         a["file"] = gr.File(label="file", type="filepath")

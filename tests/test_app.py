@@ -119,6 +119,15 @@ def test_best_first_keeps_each_file_with_its_own_recipe_and_restores(service):
     varied = service.text_to_image("a red bird", seed=5, steps=STEPS, variants=2, temperature=0.75)
     assert varied.recipe["temperature"] == 0.75 and service.recipe_fields(varied.recipe)["temperature"] == 0.75
     assert plain.recipe["temperature"] == service.default_temperature("image") == 0.0
+    # the image prior's switch is kept in the recipe and restored to the page (the tiny studio's
+    # prior is untrained, so its pixels are the same either way: tests/test_embedding_prior.py checks the draws)
+    blend = service.text_to_image("a red bird", seed=5, steps=STEPS, use_image_prior=False)
+    assert blend.recipe["use_image_prior"] is False and service.recipe_fields(blend.recipe)["use_image_prior"] is False
+    assert plain.recipe["use_image_prior"] is True and service.recipe_fields(plain.recipe)["use_image_prior"] is True
+    assert service.recipe_fields({k: v for k, v in blend.recipe.items() if k != "use_image_prior"})["use_image_prior"] is True
+    morph = service.morph({"text": "a cat"}, {"text": "a drum"}, frames=2, seed=1, steps=STEPS, use_image_prior=False)
+    assert morph.recipe["use_image_prior"] is False and service.recipe_fields(morph.recipe)["use_image_prior"] is False
+    assert service.replay(morph.recipe).recipe["use_image_prior"] is False
 
 
 def test_recipe_fields_restore_inputs_or_say_what_to_upload(service):
@@ -160,18 +169,18 @@ def test_the_page_streams_progress_and_stops_on_request(service):
     page = StudioPage(service)
     page.c = {k: k for k in ("progress", "preview", "gallery", "captions", "meter", "recipe")} | {"sounds": ["s0", "s1", "s2", "s3"]}
     request = type("Request", (), {"session_hash": "abc"})()
-    updates = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, request))
+    updates = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, True, request))
     assert "Step 1 of 3" in updates[1]["progress"] and updates[-1]["recipe"]["steps"] == 3
     assert updates[-1]["gallery"]["value"][0][1] == "variant 1 · seed 0"
-    stopped = page.create("a bird", 1, None, 1, None, 1, "image", 0, 100, 3.0, 1, False, None, request)
+    stopped = page.create("a bird", 1, None, 1, None, 1, "image", 0, 100, 3.0, 1, False, None, True, request)
     next(stopped)
     page.stop(request)
     assert "Stopped" in list(stopped)[-1]["progress"]
-    ranked = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 2, 3.0, 3, True, 0.5, request))[-1]
+    ranked = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 2, 3.0, 3, True, 0.5, True, request))[-1]
     first = ranked["recipe"]["order"][0]
     assert ranked["gallery"]["value"][0][1] == f"variant 1 · seed {first}" and ranked["recipe"]["temperature"] == 0.5
     with pytest.raises(gr.Error, match="(?i)prompt|input|nothing"):  # bad input reaches the page as a clear message
-        list(page.create("", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, request))
+        list(page.create("", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, True, request))
 
 
 def test_the_page_meter_history_and_restore_helpers(service, tmp_path):
@@ -202,6 +211,8 @@ def test_the_page_meter_history_and_restore_helpers(service, tmp_path):
         (lambda s: s.mix(text="a", variants=2.5), "whole number"),
         (lambda s: s.mix(text="a", best_first="yes"), "best_first must be true or false"),
         (lambda s: s.mix(text="a", temperature=5), "temperature must be a number from 0 to 2"),
+        (lambda s: s.mix(text="a", use_image_prior="no"), "use_image_prior must be true or false"),
+        (lambda s: s.morph({"text": "a"}, {"text": "b"}, use_image_prior=1), "use_image_prior must be true or false"),
         (lambda s: s.morph({"text": "a"}, {"text": " "}), "second mix is empty"),
         (lambda s: s.replay("{oops"), "not valid JSON"),
         (lambda s: s.replay({"kind": "generate", "inputs": {"image_sha256": "0" * 64}, "output": "image"}), "has not seen"),
@@ -251,6 +262,9 @@ def test_text_to_image_read_recipe_and_replay_give_identical_pixels(app):
     assert recipe["best_first"] is True and [pixels(p) for p in ranked] == [pixels(files[i]) for i in recipe["order"]]
     varied, recipe = client.predict("a red fire truck", 4, STEPS, 3.0, 2, True, 0.5, api_name="/text_to_image")
     assert recipe["temperature"] == 0.5 and [pixels(p) for p in varied] != [pixels(p) for p in ranked]
+    assert recipe["use_image_prior"] is True
+    _, blend = client.predict("a red fire truck", 4, STEPS, 3.0, 1, False, 0.0, False, api_name="/text_to_image")
+    assert blend["use_image_prior"] is False
     again, _, _ = client.predict(recipe, None, None, api_name="/replay")
     assert [pixels(p) for p in again] == [pixels(p) for p in varied]
 
