@@ -116,7 +116,8 @@ def markdown(comparison: dict) -> str:
     judged = (f"image guidance {comparison['image_guidance']:g}, one seed per prompt; the judge is the nearest real training image"
               if decoded else "one seed per prompt; no image is decoded: the judge is the nearest real training image to each drawn embedding")
     lines = [
-        "# Images from text: the decoded mean or the image prior (validation fold of the training items)"
+        "# Images from text: the decoded mean, the image prior" + (" or the image bank" if "bank_size" in comparison else "")
+        + " (validation fold of the training items)"
         + ("" if decoded else ", scored on the embeddings"),
         "",
         f"A prior trained for {comparison['prior_steps']} steps on {comparison['fit_items']} training items; "
