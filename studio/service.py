@@ -425,7 +425,7 @@ class StudioService:
                 fields[f"image_{side}"] = find(hashes, "image", f"the image of mix {side.upper()}")
                 fields[f"audio_{side}"] = find(hashes, "audio", f"the sound of mix {side.upper()}")
             fields["frames"] = recipe.get("n", 5)
-            fields["use_image_prior"] = bool(recipe.get("use_image_prior", True))
+            fields["use_image_prior"] = recipe.get("use_image_prior") is not False  # on unless a recipe turned it off
         else:
             inputs, weights = recipe.get("inputs", {}), recipe.get("weights", {})
             fields["text"] = inputs.get("text") or ""
@@ -435,7 +435,7 @@ class StudioService:
             fields["variants"] = recipe.get("num_outputs", 1)
             fields["best_first"] = bool(recipe.get("best_first", False))
             fields["temperature"] = float(recipe.get("temperature", 0.0))
-            fields["use_image_prior"] = bool(recipe.get("use_image_prior", True))
+            fields["use_image_prior"] = recipe.get("use_image_prior") is not False  # on unless a recipe turned it off
         fields["note"] = ("Upload again: " + ", ".join(missing) + ".") if missing else ""
         return fields
 

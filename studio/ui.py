@@ -117,6 +117,12 @@ def progress_html(step: int, total: int, note: str = "") -> str:
     return f'<div class="bar"><div style="width:{percent:.0f}%"></div></div><small>{label}{html.escape(note)}</small>'
 
 
+def _snap(value):
+    """The image-prior switch as sent: left out (None) means on; anything but true or false
+    reaches the service, which says what to fix."""
+    return True if value is None else value
+
+
 def _weights(text_weight, image_weight, audio_weight) -> dict[str, float]:
     return {"text": text_weight, "image": image_weight, "audio": audio_weight}
 
@@ -157,7 +163,7 @@ class StudioPage:
         """
         result = self.service.text_to_image(
             prompt, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature,
-            use_image_prior=bool(use_image_prior), on_step=self._on_step(progress, request),
+            use_image_prior=_snap(use_image_prior), on_step=self._on_step(progress, request),
         )
         return [str(p) for p in result.files], result.recipe
 
@@ -232,7 +238,7 @@ class StudioPage:
         result = self.service.mix(
             text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight), output=output,
             seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature,
-            use_image_prior=bool(use_image_prior), on_step=self._on_step(progress, request),
+            use_image_prior=_snap(use_image_prior), on_step=self._on_step(progress, request),
         )
         return [str(p) for p in result.files], result.captions, result.shares, result.recipe
 
@@ -290,7 +296,7 @@ class StudioPage:
         mix_a = {"text": text_a, "image": image_a, "audio": audio_a}
         mix_b = {"text": text_b, "image": image_b, "audio": audio_b}
         result = self.service.morph(mix_a, mix_b, frames=frames, output=output, seed=seed, steps=steps, on_step=self._on_step(progress, request, "frames"),
-                                    use_image_prior=bool(use_image_prior))
+                                    use_image_prior=_snap(use_image_prior))
         images = [str(p) for p in result.files if p.suffix == ".png"]
         sounds = [str(p) for p in result.files if p.suffix == ".wav"]
         return images, (sounds[0] if sounds else None), "\n".join(result.captions), result.recipe
@@ -373,7 +379,7 @@ class StudioPage:
                 updates.put(("done", self.service.mix(
                     text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight),
                     output=output, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature,
-                    use_image_prior=bool(use_image_prior), on_step=on_step,
+                    use_image_prior=_snap(use_image_prior), on_step=on_step,
                 )))
             except BaseException as error:  # handed to the page below
                 updates.put(("error", error))

@@ -125,6 +125,7 @@ def test_best_first_keeps_each_file_with_its_own_recipe_and_restores(service):
     assert blend.recipe["use_image_prior"] is False and service.recipe_fields(blend.recipe)["use_image_prior"] is False
     assert plain.recipe["use_image_prior"] is True and service.recipe_fields(plain.recipe)["use_image_prior"] is True
     assert service.recipe_fields({k: v for k, v in blend.recipe.items() if k != "use_image_prior"})["use_image_prior"] is True
+    assert service.recipe_fields({**blend.recipe, "use_image_prior": None})["use_image_prior"] is True  # only false turns it off
     morph = service.morph({"text": "a cat"}, {"text": "a drum"}, frames=2, seed=1, steps=STEPS, use_image_prior=False)
     assert morph.recipe["use_image_prior"] is False and service.recipe_fields(morph.recipe)["use_image_prior"] is False
     assert service.replay(morph.recipe).recipe["use_image_prior"] is False
@@ -181,6 +182,8 @@ def test_the_page_streams_progress_and_stops_on_request(service):
     assert ranked["gallery"]["value"][0][1] == f"variant 1 · seed {first}" and ranked["recipe"]["temperature"] == 0.5
     with pytest.raises(gr.Error, match="(?i)prompt|input|nothing"):  # bad input reaches the page as a clear message
         list(page.create("", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, True, request))
+    with pytest.raises(gr.Error, match="use_image_prior must be true or false"):  # not cast: "false" would read as true
+        list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, "false", request))
 
 
 def test_the_page_meter_history_and_restore_helpers(service, tmp_path):

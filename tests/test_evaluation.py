@@ -775,9 +775,9 @@ def test_the_prior_is_compared_with_the_decoded_mean_on_a_validation_fold(tmp_pa
     corpus, run = tmp_path / "corpus", tmp_path / "run"
     split_corpus(corpus)
     common = ["--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--steps", json.dumps({"sound_encoder": 2, "joint": 4, "image_prior": 3})]
-    for stage in ("embeddings", "sound_encoder", "joint"):
+    for stage in ("embeddings", "sound_encoder", "joint", "image_bank"):
         studio_train([stage, *common])
-    studio_train(["export", *common, "--export-to", str(tmp_path / "studio")])  # no prior yet: the studio's sizes are used
+    studio_train(["export", *common, "--export-to", str(tmp_path / "studio")])  # a bank, no diffusion prior: the run's sizes are used
     arguments = ["--corpus", str(corpus), "--run", str(run), "--studio", str(tmp_path / "studio"), "--out", str(tmp_path / "out"),
                  "--values", "1,3", "--prompts", "4"]
     assert choose_prior(arguments) == 0
@@ -792,7 +792,13 @@ def test_the_prior_is_compared_with_the_decoded_mean_on_a_validation_fold(tmp_pa
     train = load_train_split(run, corpus, None)
     fit, validation = validation_split(train)
     assert comparison["fit_items"] == len(fit) and comparison["validation_items"] == len(validation) > 0
-    assert 0 < comparison["bank_size"] <= len(train.rows(("image",)))
+    assert 0 < comparison["bank_sizes"]["bank"] <= len(train.rows(("image",)))
+    # the fold's bank alone, scored on the embeddings
+    assert choose_prior([*arguments, "--variants", "mean,fold-bank", "--score", "embeddings"]) == 0
+    alone = json.loads((tmp_path / "out" / "prior-embeddings.json").read_text())
+    assert [r["variant"] for r in alone["results"]] == ["decoded mean", "the fold's image bank"]
+    assert alone["bank_sizes"]["fold-bank"] <= len(fit.rows(("image",)))
+    assert "bounds the bank from below" in (tmp_path / "out" / "prior-embeddings.md").read_text()
     assert json.loads((run / "eval" / "prior_fold" / "image_prior" / "trained.json").read_text())["pairs"] == len(
         prior_training_pairs(core_joint(tmp_path / "studio"), fit.embeddings, fit.present, "image")[1])
     # scored on the drawn embeddings, without decoding: the same fold's prior, its own files
@@ -805,6 +811,8 @@ def test_the_prior_is_compared_with_the_decoded_mean_on_a_validation_fold(tmp_pa
         choose_prior([*arguments[:-4], "--values", "-1"])
     with pytest.raises(SystemExit):
         choose_prior([*arguments, "--score", "pixels"])
+    with pytest.raises(SystemExit):
+        choose_prior([*arguments, "--variants", "mean,banks"])
 
 
 def test_the_folds_image_bank_holds_every_training_image_but_the_prompts_own():
@@ -813,12 +821,13 @@ def test_the_folds_image_bank_holds_every_training_image_but_the_prompts_own():
     train = synthetic_split(40, seed=0)
     validation = train.subset(torch.arange(40) >= 30)
     rows = validation.rows(("image",))[:3]  # three prompts with an image
+    train.embeddings["image"][6] = validation.embeddings["image"][rows[0]] * 1.0001  # a near-duplicate of a prompt's image
     bank = prompts_left_out_bank(train, validation, rows, components=DIMS["image"])
     with_images = len(train.rows(("image",)))  # 32: a fifth lack the image
-    assert bank.config.size == with_images - 3
+    assert bank.config.size == with_images - 3 - 1  # the prompts' own images and the near-duplicate
     entries = bank.from_components(bank.entries())
     gaps = torch.cdist(validation.embeddings["image"][rows], entries).min(dim=1).values
-    others = torch.cdist(train.embeddings["image"][train.rows(("image",))[:3]], entries).min(dim=1).values
+    others = torch.cdist(train.embeddings["image"][train.rows(("image",))[:2]], entries).min(dim=1).values  # rows 1 and 2
     assert (gaps > 10 * others.max()).all()  # the prompts' own images are not in it; the others are, up to int8
 
 
