@@ -798,7 +798,7 @@ def test_the_prior_is_compared_with_the_decoded_mean_on_a_validation_fold(tmp_pa
     alone = json.loads((tmp_path / "out" / "prior-embeddings.json").read_text())
     assert [r["variant"] for r in alone["results"]] == ["decoded mean", "the fold's image bank"]
     assert alone["bank_sizes"]["fold-bank"] <= len(fit.rows(("image",)))
-    assert "bounds the bank from below" in (tmp_path / "out" / "prior-embeddings.md").read_text()
+    assert "knows none of the validation items" in (tmp_path / "out" / "prior-embeddings.md").read_text()
     assert json.loads((run / "eval" / "prior_fold" / "image_prior" / "trained.json").read_text())["pairs"] == len(
         prior_training_pairs(core_joint(tmp_path / "studio"), fit.embeddings, fit.present, "image")[1])
     # scored on the drawn embeddings, without decoding: the same fold's prior, its own files

@@ -13,9 +13,9 @@ the validation items included, while the fold's prior never saw them: a bias tow
 decoded mean, so a prior that wins here wins despite it. The image bank (``EmbeddingBank``,
 variant ``bank``) holds every training image's embedding but the prompts' own and their
 near-duplicates: like the joint model, it knows the fold's other items. The fold's bank
-(``fold-bank``) holds only the images of the items the fold's prior trains on, so it cannot
-draw a concept that only validation items show, which the joint model has seen: a bound from
-below. ``--variants`` picks the rows (default: ``mean,prior,bank``).
+(``fold-bank``) holds only the images of the items the fold's prior trains on: it knows none
+of the validation items, so it cannot draw a concept that only they show. ``--variants`` picks
+the rows (default: ``mean,prior,bank``).
 
     python -m core.evaluation.prior_choice --corpus C --run R [--values 1,2,4] [--score embeddings]
 
@@ -148,7 +148,7 @@ def bank_lines(sizes: dict) -> list[str]:
                   "it knows the fold's other items."]
     if "fold-bank" in sizes:
         lines += ["", f"The fold's image bank holds only the images of the items the fold's prior trains on ({sizes['fold-bank']} entries): "
-                  "it cannot draw a concept that only validation items show, which the joint model has seen, so it bounds the bank from below."]
+                  "it knows none of the validation items, so it cannot draw a concept that only they show (the joint model has seen them)."]
     return lines
 
 
