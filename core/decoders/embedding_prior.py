@@ -98,6 +98,11 @@ class ComponentSpace(ModelMixin):
         """Embeddings ``[B, D]`` → whitened component coordinates ``[B, K]``."""
         return (embeddings.to(self.basis.dtype) - self.embedding_mean) @ self.basis / self.scales
 
+    def directions(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Unit vectors ``[B, K]`` of embeddings in the whitened components, whose dot products are
+        the cosines the bank compares by."""
+        return torch.nn.functional.normalize(self.to_components(embeddings).float(), dim=-1)
+
     def from_components(self, coordinates: torch.Tensor) -> torch.Tensor:
         """Whitened coordinates ``[B, K]`` → embeddings ``[B, D]`` (in the components' span)."""
         return (coordinates * self.scales) @ self.basis.T + self.embedding_mean
@@ -241,7 +246,7 @@ class EmbeddingBank(ComponentSpace, ConfigMixin):
         space = cls(embed_dim=embeddings.shape[1], components=components)
         space.fit_basis(embeddings)
         coordinates = space.to_components(embeddings)
-        unit = torch.nn.functional.normalize(coordinates, dim=-1)
+        unit = space.directions(embeddings)
         twin = torch.zeros(len(unit), dtype=torch.bool)
         for start in range(0, len(unit), 1024):  # a row is a twin of an earlier one: [chunk, N] at a time
             similar = unit[start : start + 1024] @ unit.T > duplicate_cosine
@@ -272,8 +277,7 @@ class EmbeddingBank(ComponentSpace, ConfigMixin):
         if len(generators) != len(outside):
             raise ValueError(f"{len(outside)} embeddings but {len(generators)} generators.")
         entries = self.entries().float()
-        query = self.to_components(outside.to(self.basis.device)).float()
-        similarity = torch.nn.functional.normalize(query, dim=-1) @ torch.nn.functional.normalize(entries, dim=-1).T
+        similarity = self.directions(outside.to(self.basis.device)) @ torch.nn.functional.normalize(entries, dim=-1).T
         nearest = similarity.topk(min(self.config.candidates, len(entries)), dim=-1).indices  # [N, k]
         if nearest.shape[1] > 1:
             picks = torch.stack([row[torch.randint(len(row), (1,), generator=g)[0]] for row, g in zip(nearest, generators, strict=True)])

@@ -125,10 +125,9 @@ def prompts_left_out_bank(train, validation, rows, components: int, duplicate_co
     embeddings = train.embeddings["image"][images]
     own = set(validation.keys("image", rows))
     kept = torch.tensor([key not in own for key in train.keys("image", images)], dtype=torch.bool)
-    space = EmbeddingBank.from_embeddings(embeddings, components=components, duplicate_cosine=2.0)  # only its components
-    unit = torch.nn.functional.normalize(space.to_components(embeddings), dim=-1)
-    prompts = torch.nn.functional.normalize(space.to_components(validation.embeddings["image"][rows]), dim=-1)
-    kept &= ~((unit @ prompts.T) > duplicate_cosine).any(dim=1)
+    space = EmbeddingBank(embed_dim=embeddings.shape[1], components=components)  # only its components, as the bank fits them
+    space.fit_basis(embeddings)
+    kept &= ~((space.directions(embeddings) @ space.directions(validation.embeddings["image"][rows]).T) > duplicate_cosine).any(dim=1)
     return EmbeddingBank.from_embeddings(embeddings[kept], components=components).eval()
 
 
