@@ -65,3 +65,38 @@ def log_mel_spectrogram(samples: np.ndarray) -> np.ndarray:
 def num_frames(num_samples: int) -> int:
     """How many spectrogram frames ``log_mel_spectrogram`` gives for ``num_samples`` samples."""
     return 1 + (num_samples - HOP_LENGTH) // HOP_LENGTH
+
+
+# ---------------------------------------------------------------- loudness of generated sounds
+
+TARGET_LOUDNESS_DB = -20.0  # gated RMS of every generated sound, in dB relative to full scale
+PEAK_CEILING = 10 ** (-1.0 / 20)  # -1 dBFS: generated samples stay under full scale
+MAX_GAIN_DB = 30.0  # a near-silent draw is raised at most this much, not blown up to noise
+LOUDNESS_FRAME = 1024  # about 46 ms at 22050 Hz
+
+
+def loudness_db(samples: np.ndarray) -> float:
+    """Gated RMS level in dBFS: the mean power of the frames no more than 10 dB under the mean
+    frame power, so pauses do not count (the relative gate of ITU-R BS.1770, without its
+    K-weighting). ``-inf`` for silence."""
+    samples = np.asarray(samples, dtype=np.float64)
+    count = max(1, samples.shape[0] // LOUDNESS_FRAME)
+    frames = samples[: count * LOUDNESS_FRAME].reshape(count, -1) if samples.shape[0] >= LOUDNESS_FRAME else samples[None]
+    power = np.square(frames).mean(axis=1)  # (frames,)
+    if power.size == 0 or power.max() <= 0:
+        return float("-inf")
+    gated = power[power >= 0.1 * power.mean()]
+    return float(10 * np.log10(gated.mean()))
+
+
+def normalise_loudness(samples: np.ndarray, target_db: float = TARGET_LOUDNESS_DB, ceiling: float = PEAK_CEILING) -> np.ndarray:
+    """One gain for the whole sound: to ``target_db`` of gated loudness, unless that would lift a
+    peak over ``ceiling`` (then the peak sits at the ceiling) or raise the level by more than
+    ``MAX_GAIN_DB``. Silence stays silence. Returns float32."""
+    samples = np.asarray(samples, dtype=np.float32)
+    level, peak = loudness_db(samples), float(np.abs(samples).max(initial=0.0))
+    if not np.isfinite(level) or peak == 0.0:
+        return samples.copy()
+    gain = 10 ** (min(target_db - level, MAX_GAIN_DB) / 20)
+    gain = min(gain, ceiling / peak)
+    return (samples * np.float32(gain)).astype(np.float32)

@@ -10,9 +10,13 @@ from core.audio import (
     HOP_LENGTH,
     LOG_FLOOR,
     N_MELS,
+    PEAK_CEILING,
     SAMPLE_RATE,
+    TARGET_LOUDNESS_DB,
     fit_length,
     log_mel_spectrogram,
+    loudness_db,
+    normalise_loudness,
     num_frames,
     prepare_waveform,
     split_windows,
@@ -130,3 +134,40 @@ def test_prepare_waveform_to_another_rate():
 def test_prepare_waveform_checks_its_input():
     with pytest.raises(ValueError, match="silent"):
         prepare_waveform((44100, np.zeros(44100, dtype=np.float32)))
+
+
+# --- loudness of generated sounds ------------------------------------------------------------
+
+
+def burst(level: float, seconds: float = 2.0, pause: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Noise at RMS ``level``, then ``pause`` seconds of silence."""
+    noise = np.random.default_rng(seed).standard_normal(round(seconds * SAMPLE_RATE)) * level
+    return np.concatenate([noise, np.zeros(round(pause * SAMPLE_RATE))]).astype(np.float32)
+
+
+def test_loudness_is_the_rms_of_the_sounding_part():
+    assert loudness_db(burst(0.1)) == pytest.approx(-20.0, abs=0.2)
+    assert loudness_db(burst(0.1, pause=2.0)) == pytest.approx(-20.0, abs=0.2)  # the pause is gated out
+    assert loudness_db(np.zeros(SAMPLE_RATE, np.float32)) == float("-inf")
+    assert loudness_db(burst(0.1, seconds=0.01)) == pytest.approx(-20.0, abs=1.0)  # shorter than a frame
+
+
+@pytest.mark.parametrize("level", [0.02, 0.05, 0.3])
+def test_normalised_sounds_share_one_loudness(level):
+    out = normalise_loudness(burst(level, pause=0.5) * np.float32(0.25))
+    assert out.dtype == np.float32 and np.abs(out).max() <= PEAK_CEILING + 1e-6
+    assert loudness_db(out) == pytest.approx(TARGET_LOUDNESS_DB, abs=0.1)
+
+
+def test_a_peak_that_would_clip_sets_the_gain_instead():
+    clicks = np.zeros(SAMPLE_RATE, np.float32)
+    clicks[::2000] = 0.5  # a crest factor far above the headroom
+    out = normalise_loudness(clicks)
+    assert np.abs(out).max() == pytest.approx(PEAK_CEILING, rel=1e-5)
+    assert loudness_db(out) < TARGET_LOUDNESS_DB
+
+
+def test_silence_and_near_silence_are_not_blown_up():
+    assert not normalise_loudness(np.zeros(100, np.float32)).any()
+    hiss = burst(1e-5)
+    assert loudness_db(normalise_loudness(hiss)) == pytest.approx(loudness_db(hiss) + 30.0, abs=0.1)  # MAX_GAIN_DB

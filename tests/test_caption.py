@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from core.decoders.caption import CaptionDecoder, minilm_tokenizer, top_p_filter
+from core.decoders.whole_words import WordLexicon, caption_words
 from core.training.caption import train_caption_decoder
 from core.training.loop import StageConfig
 
@@ -195,3 +196,64 @@ def test_learns_captions_from_real_minilm_embeddings(tokenizer, text_encoder, tm
     train_caption_decoder(decoder, CAPTIONS, embeddings, config, batch_size=8, learning_rate=1e-2)
     greedy = decoder.generate(embeddings)
     assert sum(out == want for out, want in zip(greedy, CAPTIONS, strict=True)) >= 6, greedy
+
+
+# --- whole words ---------------------------------------------------------------------------
+
+
+def test_caption_words_split_like_the_tokenizer(tokenizer):
+    assert caption_words(tokenizer, ["A Fire-truck", "the fire truck's bell"]) == ["'", "-", "a", "bell", "fire", "s", "the", "truck"]
+
+
+def test_the_word_list_masks_half_words_and_grafted_endings(tokenizer):
+    lexicon = WordLexicon(tokenizer, ["semaphore", "turkey", "a"])
+    pieces = tokenizer("semaphore", add_special_tokens=False)["input_ids"]  # se ##ma ##ph ##ore
+    assert len(pieces) == 4
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    start = lexicon.allowed(torch.tensor([[cls]]), sep)[0]
+    assert start[pieces[0]] and start.sum() == 3 and not start[sep]  # three first pieces; no empty caption
+    half = lexicon.allowed(torch.tensor([[cls, *pieces[:3]]]), sep)[0]  # "semaph"
+    assert half.nonzero().flatten().tolist() == [pieces[3]]  # neither the end nor a new word yet
+    turkey = tokenizer("turkey", add_special_tokens=False)["input_ids"]
+    whole = lexicon.allowed(torch.tensor([[cls, *turkey]]), sep)[0]
+    assert whole[sep] and whole[lexicon.starts].all() and not whole[lexicon.continuation].any()  # no "turkey ##ff"
+    assert lexicon.allowed(torch.tensor([[cls, *turkey, sep]]), sep)[0].all()  # a finished row is left alone
+
+
+def test_the_word_list_leaves_whole_word_captions_as_they_were(trained, tokenizer):
+    decoder, _ = trained
+    embeddings = caption_embeddings()
+    free = {method: decoder.generate(embeddings, method=method, num_beams=3) for method in ("greedy", "beam")}
+    decoder.set_words(CAPTIONS)
+    try:  # beam scores are the model's own probabilities, not renormalised over the allowed tokens
+        assert {method: decoder.generate(embeddings, method=method, num_beams=3) for method in free} == free
+    finally:
+        decoder.lexicon = None
+
+
+def random_captions(decoder, count: int) -> list[str]:
+    """Captions of an untrained decoder: its random logits string WordPieces together at will."""
+    return decoder.generate(caption_embeddings(count, seed=7), method="sample", temperature=1.5, top_p=1.0, seed=0)
+
+
+def test_an_untrained_decoder_spells_only_whole_known_words_once_it_has_a_word_list(tokenizer, tmp_path):
+    decoder = tiny_decoder(tokenizer)
+    free = random_captions(decoder, 16)
+    known = set(caption_words(tokenizer, CAPTIONS))
+    assert any(word not in known for caption in free for word in caption.split())  # the check can fail
+    decoder.set_words(CAPTIONS)
+    for method in ("greedy", "beam", "sample"):
+        captions = decoder.generate(caption_embeddings(16, seed=7), method=method, seed=0, temperature=1.5, top_p=1.0)
+        assert all(captions) and all(word in known for caption in captions for word in caption.split()), captions
+    decoder.save_pretrained(tmp_path)
+    assert (tmp_path / "words.txt").read_text().split() == sorted(known)
+    loaded = CaptionDecoder.from_pretrained(tmp_path)
+    assert loaded.lexicon.words == sorted(known) and random_captions(loaded, 16) == random_captions(decoder, 16)
+
+
+def test_a_caption_cut_by_the_length_limit_drops_its_unfinished_word(tokenizer):
+    decoder = tiny_decoder(tokenizer)
+    decoder.set_words(["semaphore", "a"])
+    ids = [tokenizer.cls_token_id, *tokenizer("a semaphore", add_special_tokens=False)["input_ids"]]
+    assert decoder._detokenize(ids[:-1]) == "a"
+    assert decoder._detokenize(ids) == "a semaphore"

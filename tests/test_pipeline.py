@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.audio import HOP_LENGTH, SAMPLE_RATE
+from core.audio import HOP_LENGTH, PEAK_CEILING, SAMPLE_RATE, TARGET_LOUDNESS_DB, loudness_db
 from core.decoders.vocoder import Vocoder
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,9 @@ def test_image_to_audio(tiny_studio):
     rate, wave = result.outputs[0]
     assert rate == SAMPLE_RATE and wave.dtype == np.float32 and wave.ndim == 1
     assert wave.shape[0] == tiny_studio.pipeline.config.mel_frames * HOP_LENGTH
-    assert np.isfinite(wave).all() and np.abs(wave).max() <= 1.0
+    assert np.isfinite(wave).all() and np.abs(wave).max() <= PEAK_CEILING + 1e-6  # never clipped
+    level = loudness_db(wave)  # at the one loudness, unless a peak at the ceiling held it lower
+    assert level == pytest.approx(TARGET_LOUDNESS_DB, abs=0.1) or np.abs(wave).max() == pytest.approx(PEAK_CEILING, rel=1e-4)
 
 
 

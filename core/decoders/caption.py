@@ -23,6 +23,7 @@ from torch import nn
 from transformers import AutoTokenizer, GPT2Config, GPT2Model, PreTrainedTokenizerBase
 
 from ..encoders.text import hub_offline, packaged_minilm_path
+from .whole_words import WORDS_FILE, WordLexicon, caption_words
 
 METHODS = ("greedy", "beam", "sample")
 TOKENIZER_FOLDER = "tokenizer"
@@ -64,6 +65,20 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     drop = probs.cumsum(-1) - probs > top_p  # the mass before the token already reaches top_p
     sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
     return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+
+
+def _saved_words(folder_or_repo: str | Path, local_files_only: bool) -> Path | None:
+    """The ``words.txt`` saved beside a decoder, in a folder or a Hub repository; None if there is none."""
+    if Path(folder_or_repo).is_dir():
+        path = Path(folder_or_repo) / WORDS_FILE
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(str(folder_or_repo), WORDS_FILE, local_files_only=local_files_only))
+    except (EntryNotFoundError, LocalEntryNotFoundError):
+        return None
 
 
 class CaptionDecoder(ModelMixin, ConfigMixin):
@@ -115,6 +130,7 @@ class CaptionDecoder(ModelMixin, ConfigMixin):
         )
         self.transformer = GPT2Model(gpt_config)
         self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.lexicon: WordLexicon | None = None  # when set, captions hold only its words, whole
 
     # --- building and saving -------------------------------------------------------------
 
@@ -142,11 +158,13 @@ class CaptionDecoder(ModelMixin, ConfigMixin):
         return decoder
 
     def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
-        """Writes ``config.json`` and safetensors weights, and the tokenizer into ``tokenizer/``."""
+        """Writes ``config.json`` and safetensors weights, the tokenizer into ``tokenizer/`` and the word list (if any)."""
         self._require_tokenizer()
         super().save_pretrained(save_directory, **kwargs)
         if kwargs.get("is_main_process", True):
             self.tokenizer.save_pretrained(str(Path(save_directory) / TOKENIZER_FOLDER))
+            if self.lexicon is not None:
+                self.lexicon.save(Path(save_directory) / WORDS_FILE)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> CaptionDecoder:
@@ -158,7 +176,15 @@ class CaptionDecoder(ModelMixin, ConfigMixin):
             subfolder=TOKENIZER_FOLDER,
             local_files_only=kwargs.get("local_files_only", local or hub_offline()),
         )
+        words = _saved_words(pretrained_model_name_or_path, kwargs.get("local_files_only", local or hub_offline()))
+        if words is not None:
+            decoder.lexicon = WordLexicon.from_file(decoder.tokenizer, words)
         return decoder
+
+    def set_words(self, captions: list[str]) -> None:
+        """From now on, captions are spelled only in the words of ``captions`` (the training captions)."""
+        self._require_tokenizer()
+        self.lexicon = WordLexicon(self.tokenizer, caption_words(self.tokenizer, captions))
 
     # --- training --------------------------------------------------------------------------
 
@@ -270,7 +296,7 @@ class CaptionDecoder(ModelMixin, ConfigMixin):
         finished = torch.zeros(batch * beams, dtype=torch.bool, device=prefix.device)  # (B*K,)
         offsets = torch.arange(batch, device=prefix.device)[:, None] * beams  # (B, 1)
         for _ in range(max_new_tokens):
-            logprobs = self._next_token_logits(prefix, token_ids).float().log_softmax(-1)  # (B*K, V)
+            logprobs = self._next_token_logits(prefix, token_ids, log_probabilities=True)  # (B*K, V)
             logprobs[finished] = float("-inf")
             logprobs[finished, self.config.pad_token_id] = 0.0
             vocab = logprobs.shape[-1]
@@ -303,17 +329,24 @@ class CaptionDecoder(ModelMixin, ConfigMixin):
         """Hidden states ``[..., E]`` → logits ``[..., V]`` through the output layer tied to the token embeddings."""
         return F.linear(hidden, self.transformer.wte.weight)
 
-    def _next_token_logits(self, prefix: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, V]`` of the token after ``token_ids``, special tokens other than ``[SEP]`` banned."""
+    def _next_token_logits(self, prefix: torch.Tensor, token_ids: torch.Tensor, log_probabilities: bool = False) -> torch.Tensor:
+        """Logits ``[N, V]`` of the token after ``token_ids`` (or their log-probabilities), special
+        tokens other than ``[SEP]`` banned, and with a word list, every token that leaves a known word."""
         logits = self._head(self._hidden(prefix, token_ids)[:, -1]).float()  # (N, V)
         logits[:, list(self.config.banned_token_ids)] = float("-inf")
+        if log_probabilities:  # before the word mask: a forced piece keeps its own probability
+            logits = logits.log_softmax(-1)
+        if self.lexicon is not None:
+            logits = logits.masked_fill(~self.lexicon.allowed(token_ids, self.config.eos_token_id).to(logits.device), float("-inf"))
         return logits
 
     def _detokenize(self, ids: list[int]) -> str:
         """Token ids after ``[CLS]`` up to ``[SEP]`` → a string with WordPieces joined."""
-        ids = ids[1:]
         if self.config.eos_token_id in ids:
             ids = ids[: ids.index(self.config.eos_token_id)]
+        elif self.lexicon is not None:  # stopped by the length limit, perhaps inside a word
+            ids = self.lexicon.drop_unfinished_word(ids)
+        ids = ids[1:]
         text = self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
         return text.strip()
 

@@ -330,8 +330,9 @@ class Vocoder:
                 generator if generator is not None else load_packaged_hifigan().fold_weight_norm()
             ).eval()
 
-    def __call__(self, log_mel: torch.Tensor | np.ndarray) -> tuple[int, list[np.ndarray]]:
-        """Vocodes ``[B, N_MELS, T]`` natural-log mels into B waveforms of ``T * HOP_LENGTH`` samples."""
+    def __call__(self, log_mel: torch.Tensor | np.ndarray, clip: bool = True) -> tuple[int, list[np.ndarray]]:
+        """Vocodes ``[B, N_MELS, T]`` natural-log mels into B waveforms of ``T * HOP_LENGTH`` samples,
+        clipped to [-1, 1] unless ``clip`` is false (for a caller that scales them itself)."""
         # 1. check inputs
         mel = self._check(log_mel)  # (B, M, T) float32
         # 2. vocode
@@ -343,7 +344,9 @@ class Vocoder:
                 batch = torch.from_numpy(mel).to(parameter.device, parameter.dtype)
                 waves = list(self.generator(batch).float().cpu().numpy())  # B x (T * hop,)
         # 3. clip to the valid range
-        return self.sample_rate, [np.clip(wave, -1.0, 1.0).astype(np.float32) for wave in waves]
+        if clip:
+            waves = [np.clip(wave, -1.0, 1.0) for wave in waves]
+        return self.sample_rate, [wave.astype(np.float32) for wave in waves]
 
     def _check(self, log_mel: torch.Tensor | np.ndarray) -> np.ndarray:
         """Validates the input and returns it as a float32 numpy array."""

@@ -26,7 +26,7 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 from PIL import Image
 
-from ..audio import HOP_LENGTH, SAMPLE_RATE, prepare_waveform
+from ..audio import HOP_LENGTH, SAMPLE_RATE, normalise_loudness, prepare_waveform
 from ..decoders.diffusion_unets import SCHEDULERS, mel_patch, swap_scheduler, unfold_mels
 from ..decoders.embedding_prior import prior_generators
 from ..decoders.hub import AudioLDMSoundDecoder, UnclipImageDecoder
@@ -320,9 +320,13 @@ class StudioPipeline(DiffusionPipeline):
     def decode_audio(self, embeddings, steps, guidance, generators, callback, scheduler_name) -> list[tuple[int, np.ndarray]]:
         if self.audio_hub_decoder is not None:  # AudioLDM, fed the predicted CLAP embedding
             decoder = AudioLDMSoundDecoder(self.audio_hub_decoder)
-            return decoder(embeddings, steps, guidance, generators, callback_on_step_end=callback)
-        sample_rate, waves = self.vocoder(self.denoise_log_mels(embeddings, steps, guidance, generators, callback, scheduler_name))
-        return [(sample_rate, wave) for wave in waves]
+            sounds = decoder(embeddings, steps, guidance, generators, callback_on_step_end=callback)
+        else:
+            log_mels = self.denoise_log_mels(embeddings, steps, guidance, generators, callback, scheduler_name)
+            sample_rate, waves = self.vocoder(log_mels, clip=False)
+            sounds = [(sample_rate, wave) for wave in waves]
+        # every sound at one loudness, its peaks under full scale (no clipped samples)
+        return [(rate, normalise_loudness(wave)) for rate, wave in sounds]
 
     def denoise_log_mels(self, embeddings, steps, guidance, generators, callback, scheduler_name=None) -> torch.Tensor:
         """The sound decoder's log-mels ``[N, 80, mel_frames]`` for sound embeddings, in the range the vocoder takes."""

@@ -291,6 +291,7 @@ def stage_caption(run: Run, pipeline) -> bool:
         decoder.tokenizer = pipeline.caption_decoder.tokenizer
     result = train_caption_decoder(decoder, captions, cache["text"], run.stage_config("caption"), batch_size=run.plan.batch_size["caption"])
     if result.finished:
+        decoder.set_words(captions)  # it spells only the training captions' words, whole
         run.save_part("caption_decoder", decoder)
     return result.finished
 
