@@ -229,6 +229,24 @@ def test_training_resumes_from_the_checkpoint(staged):
     assert not same_state(staged["after_second"]["vae"], staged["after_first"]["vae"])
 
 
+def test_decoder_only_training_keeps_the_latent_space(pixels, tmp_path):
+    vae, discriminator = tiny_models(seed=2)
+    before = state(vae)
+    with torch.no_grad():
+        latents = vae.encode(pixels[:4]).latent_dist.mean
+    config = StageConfig(tmp_path, max_steps=4, checkpoint_every=STEPS, log_every=1, seed=0)
+    training = AutoencoderGANConfig(batch_size=8, learning_rate=1e-3, adversarial_weight=0.0, train_encoder=False)
+    result = train_image_autoencoder(vae, discriminator, pixels, config, training, PerceptualLoss(TinyFeatures()))
+    after = state(vae)
+    frozen = [name for name in before if name.startswith(("encoder.", "quant_conv."))]
+    assert frozen and all(torch.equal(before[name], after[name]) for name in frozen)
+    assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("decoder."))
+    with torch.no_grad():
+        assert torch.equal(vae.encode(pixels[:4]).latent_dist.mean, latents)
+    assert all(parameter.requires_grad for parameter in vae.parameters())  # left as it was found
+    assert "d_loss" not in {key for row in result.history for key in row}
+
+
 def test_training_rejects_unscaled_images(tmp_path):
     vae, discriminator = tiny_models()
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):

@@ -45,7 +45,7 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
 
     corpus, run = tmp_path / "corpus", tmp_path / "run"
     tiny_corpus(corpus)
-    steps = json.dumps({"sound_encoder": 3, "joint": 3, "image_prior": 3, "image_autoencoder": 2, "image_diffusion": 2, "sound_diffusion": 2, "caption": 2})
+    steps = json.dumps({"sound_encoder": 3, "joint": 3, "image_prior": 3, "image_autoencoder": 2, "image_decoder": 2, "image_diffusion": 2, "sound_diffusion": 2, "caption": 2})
     common = ["--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--steps", steps]
     main(["embeddings", *common])
     with pytest.raises(SystemExit) as stopped:  # out of time before its budget: exit 3, run again
@@ -76,6 +76,7 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     assert studio.pipeline.config.default_guidance == {"image": 6.5, "audio": 5.0, "caption": 1.0}  # the plan's guidance, exported
     assert studio.pipeline.config.prior_guidance == 1.5 and studio.pipeline.config.prior_temperature == 0.5
     assert studio.pipeline.image_prior.is_trained and type(studio.pipeline.image_prior).__name__ == "EmbeddingBank"
+    assert studio.pipeline.image_prior.config.candidates == 4  # the plan's default: seeds draw among the 4 nearest
     assert studio.generate("image", text="a red circle", steps=2).recipe["guidance"] == 6.5
     assert studio.pipeline.config.latent_temperature == {"image": 0.5} and plan["latent_temperature"] == {"image": 0.5}
     assert studio.generate("image", text="a red circle", steps=2).recipe["temperature"] == 0.5
@@ -85,7 +86,7 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     for wrong in ('{"image": "high"}', '{"picture": 5}', '{"image": -1}', '{"prior": 1}'):
         with pytest.raises(SystemExit):
             main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--guidance", wrong])
-    for wrong in ('{"temperature": 0}', '{"temperature": 2.5}', '{"temperature": true}', '{"steps": 5}', '[1]'):
+    for wrong in ('{"temperature": 0}', '{"temperature": 2.5}', '{"temperature": true}', '{"steps": 5}', '[1]', '{"candidates": 0}', '{"candidates": 2.5}'):
         with pytest.raises(SystemExit):
             main(["export", "--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--prior-sampling", wrong])
     assert studio.is_trained and studio.weights_version.startswith("trained-")
@@ -101,6 +102,7 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     assert isinstance(studio.generate("image", text="a red circle", steps=2).outputs[0], Image.Image)
     assert studio.generate("audio", image=str(corpus / "images/blue-image.png"), steps=2).outputs[0][0] == 22050
     assert isinstance(studio.caption(image=str(corpus / "images/green-image.png")).outputs[0], str)
+    assert studio.pipeline.caption_decoder.lexicon.words == ["a", "blue", "circle", "green", "red"]  # the training captions' words
 
     # a fresh run seeded from the export: its trained parts and the sound cache, without training them again
     import torch
@@ -155,6 +157,10 @@ def test_showcase_writes_the_contact_sheet_and_image_to_sound_examples(tmp_path,
         real, _ = soundfile.read(tmp_path / "showcase" / "image_to_sound" / f"{key}.real.wav")
         assert rate == 22050 and len(real) == 44100 and np.isfinite(generated).all() and generated.size > 0
         assert (tmp_path / "showcase" / "image_to_sound" / f"{key}.png").is_file()
+    settings = make_showcase(tiny_studio, corpus, tmp_path / "seeds", sounds=0, steps=2, seeds=2)  # two tiles a prompt
+    assert Image.open(tmp_path / "seeds" / "contact_sheet.png").size == (8 * 96, 8 * (96 + 30)) and settings["seeds"] == 2
+    with pytest.raises(ValueError, match="not both"):
+        make_showcase(tiny_studio, corpus, tmp_path / "both", sounds=0, steps=2, seeds=2, variants=2)
 
 
 def test_all_runs_every_stage_in_order_but_the_optional_prior(tmp_path, monkeypatch):

@@ -2,7 +2,8 @@
 
     python -m core.evaluation.showcase --corpus ~/.cache/fusion-studio/corpus --out assets/showcase
 
-Writes ``contact_sheet.png`` (one tile per prompt, the prompt under it; with ``--variants K``
+Writes ``contact_sheet.png`` (one tile per prompt, the prompt under it; with ``--seeds N``, N
+tiles side by side, one per seed, to show how the pictures of a prompt vary; with ``--variants K``
 the first of K variants ranked by ``best_first``, and ``contact_sheet_first.png`` beside it
 with each prompt's first variant, what a one-image call gives) and, for a few held-out corpus
 images that have a real sound, ``image_to_sound/<id>.png`` (the input), ``<id>.wav``
@@ -58,11 +59,20 @@ def image_to_sound_items(corpus: Path, count: int) -> list:
     return list(first.values())[:count]
 
 
-def make_showcase(studio, corpus: Path, out: Path, sounds: int = 4, seed: int = 0, steps: int | None = None, variants: int = 1) -> dict:
+def make_showcase(
+    studio, corpus: Path, out: Path, sounds: int = 4, seed: int = 0, steps: int | None = None, variants: int = 1, seeds: int = 1
+) -> dict:
     """Generates the contact sheet and the image→sound examples into ``out``; returns the settings written."""
+    if seeds > 1 and variants > 1:
+        raise ValueError("Show several seeds or the best of several variants, not both.")
     out.mkdir(parents=True, exist_ok=True)
-    made = [studio.generate("image", text=prompt, seed=seed, steps=steps, num=variants, best_first=variants > 1) for prompt in PROMPTS]
-    contact_sheet([m.outputs[0] for m in made], list(PROMPTS)).save(out / "contact_sheet.png", optimize=True)
+    made = [studio.generate("image", text=prompt, seed=seed, steps=steps, num=max(variants, seeds), best_first=variants > 1) for prompt in PROMPTS]
+    if seeds > 1:  # each variant i is what a one-image call with seed + i gives
+        tiles = [image for m in made for image in m.outputs]
+        labels = [f"{prompt} ({seed + i})" for prompt in PROMPTS for i in range(seeds)]
+    else:
+        tiles, labels = [m.outputs[0] for m in made], list(PROMPTS)
+    contact_sheet(tiles, labels).save(out / "contact_sheet.png", optimize=True)
     if variants > 1:
         firsts = [m.outputs[m.recipe["order"].index(0)] for m in made]
         contact_sheet(firsts, list(PROMPTS)).save(out / "contact_sheet_first.png", optimize=True)
@@ -79,7 +89,7 @@ def make_showcase(studio, corpus: Path, out: Path, sounds: int = 4, seed: int = 
         examples.append({"id": item.id, "caption": item.caption, "licence": item.licence, "source": item.source})
     settings = {
         "prompts": list(PROMPTS), "seed": seed, "steps": steps, "weights_version": studio.weights_version,
-        "variants": variants, "best_first": variants > 1, "chosen_seeds": [seed + m.recipe["order"][0] for m in made],
+        "variants": variants, "seeds": seeds, "best_first": variants > 1, "chosen_seeds": [seed + m.recipe["order"][0] for m in made],
         "image_to_sound": examples,
     }
     (out / "showcase.json").write_text(json.dumps(settings, indent=2))
@@ -97,10 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
     parser.add_argument("--variants", type=int, default=1, help="images per prompt; above 1, the best first goes on the sheet (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=1, help="tiles per prompt, one per seed (default: %(default)s)")
     args = parser.parse_args(argv)
-    if not 1 <= args.variants <= 16:
-        parser.error("--variants takes 1 to 16.")
-    make_showcase(load_studio(args.studio), args.corpus, args.out, args.sounds, args.seed, args.steps, args.variants)
+    if not 1 <= args.variants <= 16 or not 1 <= args.seeds <= 4:
+        parser.error("--variants takes 1 to 16 and --seeds 1 to 4.")
+    make_showcase(load_studio(args.studio), args.corpus, args.out, args.sounds, args.seed, args.steps, args.variants, args.seeds)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ class AutoencoderGANConfig:
     use_adaptive_weight: bool = True
     generator_loss: str = "hinge"  # or "non_saturating"
     sample_posterior: bool = True  # decode z ~ q(z|x) instead of its mean
+    train_encoder: bool = True  # false: only the decoder learns, so the latent space (and a UNet trained on it) stays
 
     def __post_init__(self):
         if self.generator_loss not in GENERATOR_LOSSES:
@@ -136,13 +137,15 @@ class AutoencoderGANConfig:
 class _AutoencoderForTraining(nn.Module):
     """Wraps the VAE so that one ``forward`` (the one DDP synchronises) returns x̂ and the KL."""
 
-    def __init__(self, vae: AutoencoderKL, sample_posterior: bool):
+    def __init__(self, vae: AutoencoderKL, sample_posterior: bool, train_encoder: bool = True):
         super().__init__()
         self.vae = vae
         self.sample_posterior = sample_posterior
+        self.train_encoder = train_encoder
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        posterior = self.vae.encode(pixels).latent_dist
+        with torch.set_grad_enabled(self.train_encoder and torch.is_grad_enabled()):
+            posterior = self.vae.encode(pixels).latent_dist
         z = posterior.sample() if self.sample_posterior else posterior.mode()  # (B, C, h, w)
         reconstruction = self.vae.decode(z).sample  # (B, 3, H, W)
         return reconstruction, posterior.kl()  # kl: (B,), summed over latent dimensions
@@ -195,8 +198,13 @@ def train_image_autoencoder(
         generator=generator,
     )
     perceptual = perceptual if perceptual is not None else PerceptualLoss()
-    autoencoder = _AutoencoderForTraining(vae, training.sample_posterior)
-    optimizer = torch.optim.Adam(vae.parameters(), lr=training.learning_rate, betas=training.betas)
+    if not training.train_encoder:
+        vae.encoder.requires_grad_(False)
+        if vae.quant_conv is not None:
+            vae.quant_conv.requires_grad_(False)
+    autoencoder = _AutoencoderForTraining(vae, training.sample_posterior, training.train_encoder)
+    trained = [parameter for parameter in vae.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.Adam(trained, lr=training.learning_rate, betas=training.betas)
     optimizer_d = torch.optim.Adam(
         discriminator.parameters(), lr=training.discriminator_learning_rate, betas=training.betas
     )
@@ -247,6 +255,7 @@ def train_image_autoencoder(
 
     # 4. run (resuming first), then leave both networks in eval mode
     result = runner.run(loader, step)
+    vae.requires_grad_(True)
     vae.eval()
     discriminator.eval()
     return result

@@ -1,6 +1,6 @@
 """``studio-train``: the embedded preset's training, as resumable stages over a built corpus.
 
-    embeddings → sound_encoder → joint → image_bank [or image_prior] → image_autoencoder → image_diffusion → sound_diffusion → caption → export
+    embeddings → sound_encoder → joint → image_bank [or image_prior] → image_autoencoder → image_decoder → image_diffusion → sound_diffusion → caption → export
 
 Both ``image_prior`` and ``image_bank`` make the studio's image prior, ``parts/image_prior``: a
 trained diffusion prior, or a bank of the training images' embeddings that the decoded mean is
@@ -46,7 +46,7 @@ from .sound_encoder import train_sound_encoder
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("embeddings", "sound_encoder", "joint", "image_prior", "image_bank", "image_autoencoder", "image_diffusion", "sound_diffusion", "caption", "export")
+STAGES = ("embeddings", "sound_encoder", "joint", "image_prior", "image_bank", "image_autoencoder", "image_decoder", "image_diffusion", "sound_diffusion", "caption", "export")
 # run by name only, never by ``all``: the diffusion prior was level with the decoded mean on two
 # validation folds (core.evaluation.prior_choice), so the shipped studio snaps to the image bank
 # instead; a run that trains the prior after the bank exports the prior
@@ -64,19 +64,21 @@ class TrainPlan:
     size: str = "embedded"
     max_minutes: float = 55.0
     steps: dict[str, int] = field(default_factory=lambda: {
-        "sound_encoder": 800, "joint": 2000, "image_prior": 16000, "image_autoencoder": 1500,
+        "sound_encoder": 800, "joint": 2000, "image_prior": 16000, "image_autoencoder": 1500, "image_decoder": 600,
         "image_diffusion": 53900, "sound_diffusion": 3700, "caption": 1000,
     })
     batch_size: dict[str, int] = field(default_factory=lambda: {
-        "sound_encoder": 64, "joint": 256, "image_prior": 256, "image_autoencoder": 16,
+        "sound_encoder": 64, "joint": 256, "image_prior": 256, "image_autoencoder": 16, "image_decoder": 16,
         "image_diffusion": 16, "sound_diffusion": 16, "caption": 64,
     })
     # the joint model's objective (``JointObjective`` fields), chosen by core.evaluation.selection; the baselines share its beta
     joint_objective: dict[str, float] = field(default_factory=lambda: {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0, "clean_alignment": True})
     # the exported studio's default classifier-free guidance per output, chosen on training prompts by core.evaluation.guidance
     guidance: dict[str, float] = field(default_factory=lambda: {"image": 7.0, "audio": 5.0})
-    # how the exported studio draws from the image prior, where the run trained one (core.evaluation.prior_choice)
-    prior_sampling: dict[str, float] = field(default_factory=lambda: {"guidance": 1.0, "temperature": 1.0})
+    # how the exported studio draws from the image prior: a diffusion prior's guidance and temperature
+    # (core.evaluation.prior_choice), and how many of its nearest entries an image bank draws among
+    # (experiments/variety.py: the fewest with which two seeds of a prompt differ by half as much as two prompts)
+    prior_sampling: dict[str, float] = field(default_factory=lambda: {"guidance": 1.0, "temperature": 1.0, "candidates": 4})
     # the exported studio's latent temperature per output (0: the posterior mean), chosen by core.evaluation.guidance --setting temperature
     latent_temperature: dict[str, float] = field(default_factory=dict)
     mixed_precision: str = "no"
@@ -252,6 +254,25 @@ def stage_image_autoencoder(run: Run, pipeline) -> bool:
     return result.finished
 
 
+def stage_image_decoder(run: Run, pipeline) -> bool:
+    """Fine-tunes the autoencoder's decoder alone, by L1 and perceptual loss with no adversary,
+    on the frozen encoder's latents: the adversarial stage left coloured speckle in the corners of
+    flat white, which this removes without moving the latent space the image UNet works in."""
+    pixels = run.tensors("embeddings")["pixels"].float() / 127.5 - 1
+    vae = run.part("image_vae", pipeline.image_vae)
+    if not getattr(vae, "is_trained", True):
+        raise ValueError("Train the image autoencoder first (stage image_autoencoder).")
+    from .image_autoencoder import AutoencoderGANConfig
+
+    training = AutoencoderGANConfig(
+        batch_size=run.plan.batch_size["image_decoder"], learning_rate=5e-5, adversarial_weight=0.0, train_encoder=False
+    )
+    result = train_image_autoencoder(vae, PatchDiscriminator(), pixels, run.stage_config("image_decoder"), training)
+    if result.finished:
+        run.save_part("image_vae", vae)
+    return result.finished
+
+
 def stage_image_diffusion(run: Run, pipeline) -> bool:
     cache = run.tensors("embeddings")
     vae = run.part("image_vae", pipeline.image_vae)
@@ -309,6 +330,8 @@ def stage_export(run: Run, pipeline, target: Path) -> None:
             component.to(torch.float16)  # shipped weights stay small; loading casts back to fp32
     sampling = run.plan.prior_sampling
     pipeline.register_to_config(prior_guidance=float(sampling["guidance"]), prior_temperature=float(sampling["temperature"]))
+    if isinstance(pipeline.image_prior, EmbeddingBank):
+        pipeline.image_prior.register_to_config(candidates=int(sampling["candidates"]))
     pipeline.register_to_config(default_guidance={**pipeline.config.default_guidance, **run.plan.guidance})
     pipeline.register_to_config(latent_temperature={**pipeline.config.latent_temperature, **run.plan.latent_temperature})
     pipeline.register_to_config(weights_version=f"trained-{time.strftime('%Y%m%d')}-{weights_digest(pipeline)}")
@@ -402,10 +425,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.prior_sampling:
         from ..decoders.embedding_prior import valid_temperature
 
-        valid = {"guidance": lambda value: isinstance(value, (int, float)) and 0 <= value <= 20, "temperature": valid_temperature}
+        valid = {
+            "guidance": lambda value: isinstance(value, (int, float)) and 0 <= value <= 20, "temperature": valid_temperature,
+            "candidates": lambda value: isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64,
+        }
         if not isinstance(args.prior_sampling, dict) or not all(key in valid and valid[key](value) for key, value in args.prior_sampling.items()):
-            parser.error('--prior-sampling takes "guidance" (0 to 20) and "temperature" (above 0, at most 2), e.g. \'{"temperature": 0.5}\'.')
-        plan.prior_sampling.update({key: float(value) for key, value in args.prior_sampling.items()})
+            parser.error('--prior-sampling takes "guidance" (0 to 20), "temperature" (above 0, at most 2) and "candidates" '
+                         '(a whole number, 1 to 64), e.g. \'{"temperature": 0.5}\'.')
+        plan.prior_sampling.update({key: value if key == "candidates" else float(value) for key, value in args.prior_sampling.items()})
     if args.temperature:
         if not isinstance(args.temperature, dict) or not all(
             key in ("image", "audio", "caption") and isinstance(value, (int, float)) and 0 <= value <= 2 for key, value in args.temperature.items()

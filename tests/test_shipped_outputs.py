@@ -1,0 +1,67 @@
+"""What the shipped embedded weights make, checked as an artist would see it: clean white corners,
+sounds under full scale at one loudness, captions in whole words."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import core
+from core.audio import PEAK_CEILING, loudness_db
+from core.decoders.whole_words import caption_words
+
+pytestmark = pytest.mark.slow  # every test here uses the real embedded studio
+
+SHOWCASE = json.loads((core.studio.ASSETS / "showcase" / "showcase.json").read_text())["prompts"]
+EXAMPLES = sorted((core.studio.ASSETS / "examples").glob("*.png"))
+CORNER = 8  # pixels a side of each corner patch
+
+
+def corners(image) -> np.ndarray:
+    """The four ``CORNER`` x ``CORNER`` corner patches of an image, ``[4, CORNER, CORNER, 3]``."""
+    a = np.asarray(image).astype(int)
+    return np.stack([a[:CORNER, :CORNER], a[:CORNER, -CORNER:], a[-CORNER:, :CORNER], a[-CORNER:, -CORNER:]])
+
+
+def test_the_autoencoder_keeps_flat_white_white(studio):
+    vae = studio.pipeline.image_vae
+    with torch.no_grad():
+        white = vae.decode(vae.encode(torch.ones(1, 3, 64, 64)).latent_dist.mean).sample  # (1, 3, 64, 64)
+    levels = ((white.clamp(-1, 1) + 1) * 127.5).round()
+    assert 255 - levels.min() <= 8, "speckle: a pixel of a white picture came back darker"
+
+
+def test_generated_pictures_on_white_have_clean_corners(studio):
+    on_white = 0
+    for prompt in SHOWCASE[:16]:
+        image = studio.generate("image", text=prompt, seed=0).outputs[0]
+        patches = corners(image)
+        if np.median(patches) < 240:  # a picture that fills its corners: no white background to check
+            continue
+        on_white += 1
+        worst = (255 - patches).mean(axis=(1, 2)).max()  # the darkest corner patch's mean shortfall, per channel
+        assert worst <= 4, f"{prompt!r}: a corner patch is {worst:.1f} levels short of white"
+    assert on_white >= 10
+
+
+def test_generated_sounds_are_unclipped_and_level_between_seeds(studio):
+    for example in EXAMPLES[:2]:
+        sounds = [wave for _, wave in studio.generate("audio", image=str(example), seed=0, num=3).outputs]
+        assert all(np.abs(wave).max() < PEAK_CEILING + 1e-6 for wave in sounds)  # no sample reaches full scale
+        levels = [loudness_db(wave) for wave in sounds]
+        assert max(levels) - min(levels) <= 3.0, f"{example.name}: loudness {levels} dB"
+
+
+def test_captions_are_whole_known_words(studio):
+    decoder = studio.pipeline.caption_decoder
+    known = set(decoder.lexicon.words)
+    images = [studio.generate("image", text=prompt, seed=1).outputs[0] for prompt in SHOWCASE]
+    captions = [studio.caption(image=image).outputs[0] for image in images]
+    captions += [studio.caption(image=str(path)).outputs[0] for path in EXAMPLES]
+    captions += [studio.caption(audio=str(path.with_suffix(".wav"))).outputs[0] for path in EXAMPLES]
+    captions += studio.caption(image=images[0], method="sample", num=8).outputs
+    assert len(captions) == len(SHOWCASE) + 2 * len(EXAMPLES) + 8 and all(captions)
+    assert [word for word in caption_words(decoder.tokenizer, captions) if word not in known] == []
