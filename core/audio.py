@@ -11,6 +11,7 @@ from functools import cache
 
 import librosa
 import numpy as np
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from .media import AudioInput, load_audio
 
@@ -89,14 +90,30 @@ def loudness_db(samples: np.ndarray) -> float:
     return float(10 * np.log10(gated.mean()))
 
 
-def normalise_loudness(samples: np.ndarray, target_db: float = TARGET_LOUDNESS_DB, ceiling: float = PEAK_CEILING) -> np.ndarray:
-    """One gain for the whole sound: to ``target_db`` of gated loudness, unless that would lift a
-    peak over ``ceiling`` (then the peak sits at the ceiling) or raise the level by more than
-    ``MAX_GAIN_DB``. Silence stays silence. Returns float32."""
+LIMITER_WINDOW = 255  # samples (about 12 ms) over which the limiter's gain moves
+
+
+def limit_peaks(samples: np.ndarray, ceiling: float = PEAK_CEILING, window: int = LIMITER_WINDOW) -> np.ndarray:
+    """Brings every sample under ``ceiling`` by a smooth gain that dips only around the peaks (a
+    look-ahead limiter): the gain each sample needs, its minimum over ``window``, then that
+    minimum's moving average over ``window``. The average at a sample covers only minima taken
+    over windows holding that sample, so it never exceeds the gain the sample needs."""
     samples = np.asarray(samples, dtype=np.float32)
-    level, peak = loudness_db(samples), float(np.abs(samples).max(initial=0.0))
-    if not np.isfinite(level) or peak == 0.0:
+    magnitude = np.abs(samples).astype(np.float64)
+    if magnitude.max(initial=0.0) <= ceiling:
+        return samples.copy()
+    needed = np.minimum(1.0, ceiling / np.maximum(magnitude, 1e-12))
+    envelope = uniform_filter1d(minimum_filter1d(needed, window, mode="nearest"), window, mode="nearest")
+    return np.clip(samples * envelope, -ceiling, ceiling).astype(np.float32)  # the clip only absorbs rounding
+
+
+def normalise_loudness(samples: np.ndarray, target_db: float = TARGET_LOUDNESS_DB, ceiling: float = PEAK_CEILING) -> np.ndarray:
+    """One gain for the whole sound, to ``target_db`` of gated loudness (at most ``MAX_GAIN_DB``
+    up), then ``limit_peaks`` under ``ceiling``, so no sample clips and a peaky sound keeps its
+    loudness. Silence stays silence. Returns float32."""
+    samples = np.asarray(samples, dtype=np.float32)
+    level = loudness_db(samples)
+    if not np.isfinite(level):
         return samples.copy()
     gain = 10 ** (min(target_db - level, MAX_GAIN_DB) / 20)
-    gain = min(gain, ceiling / peak)
-    return (samples * np.float32(gain)).astype(np.float32)
+    return limit_peaks(samples * np.float32(gain), ceiling)

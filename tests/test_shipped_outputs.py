@@ -30,21 +30,22 @@ def test_the_autoencoder_keeps_flat_white_white(studio):
     vae = studio.pipeline.image_vae
     with torch.no_grad():
         white = vae.decode(vae.encode(torch.ones(1, 3, 64, 64)).latent_dist.mean).sample  # (1, 3, 64, 64)
-    levels = ((white.clamp(-1, 1) + 1) * 127.5).round()
-    assert 255 - levels.min() <= 8, "speckle: a pixel of a white picture came back darker"
+    shortfall = 255 - ((white.clamp(-1, 1) + 1) * 127.5).round()[0].permute(1, 2, 0).numpy()  # (64, 64, 3) levels under white
+    assert shortfall.mean() <= 0.5
+    assert (255 - corners(255 - shortfall)).mean(axis=(1, 2)).max() <= 2, "speckle: a corner of a white picture came back tinted"
 
 
 def test_generated_pictures_on_white_have_clean_corners(studio):
     on_white = 0
     for prompt in SHOWCASE[:16]:
-        image = studio.generate("image", text=prompt, seed=0).outputs[0]
-        patches = corners(image)
-        if np.median(patches) < 240:  # a picture that fills its corners: no white background to check
-            continue
-        on_white += 1
-        worst = (255 - patches).mean(axis=(1, 2)).max()  # the darkest corner patch's mean shortfall, per channel
-        assert worst <= 4, f"{prompt!r}: a corner patch is {worst:.1f} levels short of white"
-    assert on_white >= 10
+        for patch in corners(studio.generate("image", text=prompt, seed=0).outputs[0]):
+            # the drawing itself (a tail reaching the corner) has dark pixels; speckle is light and coloured
+            if np.median(patch) < 250 or (patch < 160).all(-1).any():
+                continue
+            on_white += 1
+            shortfall = (255 - patch).mean(axis=(0, 1)).max()  # the patch's mean, in its worst channel
+            assert shortfall <= 4, f"{prompt!r}: a white corner is {shortfall:.1f} levels short of white"
+    assert on_white >= 40  # of 64 corners
 
 
 def test_generated_sounds_are_unclipped_and_level_between_seeds(studio):

@@ -64,7 +64,7 @@ class TrainPlan:
     size: str = "embedded"
     max_minutes: float = 55.0
     steps: dict[str, int] = field(default_factory=lambda: {
-        "sound_encoder": 800, "joint": 2000, "image_prior": 16000, "image_autoencoder": 1500, "image_decoder": 600,
+        "sound_encoder": 800, "joint": 2000, "image_prior": 16000, "image_autoencoder": 1500, "image_decoder": 1000,
         "image_diffusion": 53900, "sound_diffusion": 3700, "caption": 1000,
     })
     batch_size: dict[str, int] = field(default_factory=lambda: {
