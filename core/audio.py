@@ -70,7 +70,7 @@ def num_frames(num_samples: int) -> int:
 
 # ---------------------------------------------------------------- loudness of generated sounds
 
-TARGET_LOUDNESS_DB = -20.0  # gated RMS of every generated sound, in dB relative to full scale
+TARGET_LOUDNESS_DB = -16.0  # gated RMS of every generated sound, dB relative to full scale (real training sounds: about -9 to -14)
 PEAK_CEILING = 10 ** (-1.0 / 20)  # -1 dBFS: generated samples stay under full scale
 MAX_GAIN_DB = 30.0  # a near-silent draw is raised at most this much, not blown up to noise
 LOUDNESS_FRAME = 1024  # about 46 ms at 22050 Hz

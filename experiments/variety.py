@@ -10,7 +10,7 @@ over both seeds' images. Prompts: training captions (where a setting is chosen),
 captions (the report's text→image prompts, to check a chosen setting), or the showcase's
 (variety only: they have no labels).
 
-    python experiments/variety.py --corpus C --run R --split heldout --prompts 128 --settings 1:0 4:0 4:0:nearest
+    python experiments/variety.py --corpus C --run R --split train --prompts 128 --settings 1:0 4:0 8:0
 """
 
 from __future__ import annotations
@@ -41,15 +41,14 @@ def variety(features: torch.Tensor) -> dict[str, float]:
     return {"within": within, "between": between, "ratio": within / between}
 
 
-def measure(studio, captions: list[str], candidates: int, temperature: float, around: str, judge=None, labels=None) -> dict:
-    """Two images a caption with the bank drawing among ``candidates`` (``around`` the decoded mean or
-    the nearest entry); their variety and coherence."""
-    studio.pipeline.image_prior.register_to_config(candidates=candidates, around=around)
+def measure(studio, captions: list[str], candidates: int, temperature: float, judge=None, labels=None) -> dict:
+    """Two images a caption with the bank drawing among ``candidates``; their variety and coherence."""
+    studio.pipeline.image_prior.register_to_config(candidates=candidates)
     start, images = time.perf_counter(), []
     for caption in captions:
         images += studio.generate("image", text=caption, seed=0, num=2, temperature=temperature).outputs
     features = studio.pipeline.image_encoder.encode(images).float()
-    result = {"candidates": candidates, "around": around, "temperature": temperature, "prompts": len(captions), **variety(features)}
+    result = {"candidates": candidates, "temperature": temperature, "prompts": len(captions), **variety(features)}
     if judge is not None:
         concepts, categories, keys = (sum(([x, x] for x in values), []) for values in labels)
         hits = judge.hits(features, concepts, categories, keys)
@@ -80,15 +79,15 @@ def main() -> None:
     parser.add_argument("--split", choices=["train", "heldout", "showcase"], default="train")
     parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0, help="which prompts are drawn")
-    parser.add_argument("--settings", nargs="+", default=["1:0", "4:0", "8:0"], help="candidates:temperature[:around] (around: mean or nearest)")
+    parser.add_argument("--settings", nargs="+", default=["1:0", "4:0", "8:0"], help="candidates:temperature pairs")
     parser.add_argument("--out", type=Path, required=True, help="a json file of the results")
     args = parser.parse_args()
     studio = load_studio("embedded")
     captions, judge, labels = prompts_and_judge(args, studio)
     results = []
     for setting in args.settings:
-        candidates, temperature, around = (setting + ":mean").split(":")[:3]
-        results.append(measure(studio, captions, int(candidates), float(temperature), around, judge, labels))
+        candidates, temperature = setting.split(":")
+        results.append(measure(studio, captions, int(candidates), float(temperature), judge, labels))
         print(json.dumps(results[-1]), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"split": args.split, "results": results}, indent=2))

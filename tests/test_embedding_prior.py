@@ -169,17 +169,6 @@ def test_the_bank_snaps_each_query_to_its_nearest_entry_and_replays():
     assert len(torch.unique(picks, dim=0)) > 1
     assert torch.equal(bank.sample(None, prior_generators([3]), outside=queries[:1]), picks[3:4])
     assert (torch.cdist(picks, centres).argmin(1) == 0).all()
-    # around the nearest entry: the candidates are the pictures most like the best match, itself first
-    bank.register_to_config(candidates=3, around="nearest")
-    unit = torch.nn.functional.normalize(bank.entries(), dim=-1)
-    best = nearest[0].argmax()
-    like_best = (unit[best] @ unit.T).topk(3).indices
-    assert like_best[0] == best
-    drawn = torch.stack([bank.sample(None, prior_generators([seed]), outside=queries[:1])[0] for seed in range(12)])
-    assert {tuple(row.tolist()) for row in drawn.round(decimals=3)} <= {tuple(row.tolist()) for row in entries[like_best].round(decimals=3)}
-    assert len(torch.unique(drawn, dim=0)) > 1
-    with pytest.raises(ValueError, match="around"):
-        EmbeddingBank(around="farthest")
     # the part outside its components comes from the query, as for the diffusion prior
     few = EmbeddingBank.from_embeddings(targets, components=4)
     completed = few.sample(None, prior_generators(range(2)), outside=queries[:2])

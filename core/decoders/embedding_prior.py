@@ -223,20 +223,14 @@ class EmbeddingBank(ComponentSpace, ConfigMixin):
 
     The bank keeps each training embedding's whitened coordinates as int8 codes (one scale per
     component): about ``K`` bytes an entry. Near-duplicates are kept once. ``candidates`` above
-    1 draws among a few entries, by each row's generator, for more varied variants: the
-    ``candidates`` nearest to the decoded mean (``around="mean"``), or the nearest entry and the
-    entries nearest to it (``around="nearest"``: pictures like the best match).
+    1 draws among the nearest few, by each row's generator, for more varied variants.
     """
 
-    AROUND = ("mean", "nearest")
-
     @register_to_config
-    def __init__(self, embed_dim: int = 1280, components: int = 128, size: int = 1, candidates: int = 1, around: str = "mean"):
+    def __init__(self, embed_dim: int = 1280, components: int = 128, size: int = 1, candidates: int = 1):
         super().__init__()
         if size < 1 or candidates < 1:
             raise ValueError(f"A bank needs at least one entry and one candidate, got size {size}, candidates {candidates}.")
-        if around not in self.AROUND:
-            raise ValueError(f"around must be one of {self.AROUND}, got {around!r}.")
         self.register_space(embed_dim, components)
         self.register_buffer("code_scales", torch.ones(components))  # whitened coordinate = code / 127 * scale
         self.register_buffer("codes", torch.zeros(size, components, dtype=torch.int8))
@@ -283,12 +277,8 @@ class EmbeddingBank(ComponentSpace, ConfigMixin):
         if len(generators) != len(outside):
             raise ValueError(f"{len(outside)} embeddings but {len(generators)} generators.")
         entries = self.entries().float()
-        unit = torch.nn.functional.normalize(entries, dim=-1)  # [size, K]
-        similarity = self.directions(outside.to(self.basis.device)) @ unit.T  # [N, size]
-        count = min(self.config.candidates, len(entries))
-        if self.config.around == "nearest" and count > 1:
-            similarity = unit[similarity.argmax(-1)] @ unit.T  # [N, size]: to each row's nearest entry, itself first
-        nearest = similarity.topk(count, dim=-1).indices  # [N, k]
+        similarity = self.directions(outside.to(self.basis.device)) @ torch.nn.functional.normalize(entries, dim=-1).T
+        nearest = similarity.topk(min(self.config.candidates, len(entries)), dim=-1).indices  # [N, k]
         if nearest.shape[1] > 1:
             picks = torch.stack([row[torch.randint(len(row), (1,), generator=g)[0]] for row, g in zip(nearest, generators, strict=True)])
         else:
