@@ -107,13 +107,23 @@ def limit_peaks(samples: np.ndarray, ceiling: float = PEAK_CEILING, window: int 
     return np.clip(samples * envelope, -ceiling, ceiling).astype(np.float32)  # the clip only absorbs rounding
 
 
+LIMITER_PASSES = 3  # a very peaky sound loses loudness to the limiter: make it up and limit again
+
+
 def normalise_loudness(samples: np.ndarray, target_db: float = TARGET_LOUDNESS_DB, ceiling: float = PEAK_CEILING) -> np.ndarray:
     """One gain for the whole sound, to ``target_db`` of gated loudness (at most ``MAX_GAIN_DB``
-    up), then ``limit_peaks`` under ``ceiling``, so no sample clips and a peaky sound keeps its
+    up), then ``limit_peaks`` under ``ceiling``; what the limiter took from the loudness is made
+    up and limited again (``LIMITER_PASSES``), so no sample clips and a peaky sound keeps its
     loudness. Silence stays silence. Returns float32."""
     samples = np.asarray(samples, dtype=np.float32)
     level = loudness_db(samples)
     if not np.isfinite(level):
         return samples.copy()
     gain = 10 ** (min(target_db - level, MAX_GAIN_DB) / 20)
-    return limit_peaks(samples * np.float32(gain), ceiling)
+    out = limit_peaks(samples * np.float32(gain), ceiling)
+    for _ in range(LIMITER_PASSES):
+        shortfall = min(target_db, level + MAX_GAIN_DB) - loudness_db(out)
+        if shortfall < 0.25:
+            break
+        out = limit_peaks(out * np.float32(10 ** (shortfall / 20)), ceiling)
+    return out

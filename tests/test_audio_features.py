@@ -160,16 +160,18 @@ def test_normalised_sounds_share_one_loudness(level):
     assert loudness_db(out) == pytest.approx(TARGET_LOUDNESS_DB, abs=0.1)
 
 
-def test_peaks_are_limited_under_full_scale_and_the_loudness_kept():
-    sound = burst(0.05)
+@pytest.mark.parametrize("noise", [0.05, 0.01])  # clicks 25 and 39 dB over the noise
+def test_peaks_are_limited_under_full_scale_and_the_loudness_kept(noise):
+    sound = burst(noise)
     sound[::5000] = 0.9  # clicks far above the noise: a gain that put them under the ceiling would lose 14 dB
     out = normalise_loudness(sound)
     assert np.abs(out).max() <= PEAK_CEILING
     assert loudness_db(out) == pytest.approx(TARGET_LOUDNESS_DB, abs=1.0)
-    quiet = np.abs(sound) < 0.3  # away from the clicks the limiter leaves the sound alone
-    gain = 10 ** ((TARGET_LOUDNESS_DB - loudness_db(sound)) / 20)
+    quiet = np.abs(sound) < 0.3  # away from the clicks the sound keeps one gain: the limiter leaves it alone
     far = np.convolve(~quiet, np.ones(2 * LIMITER_WINDOW + 1), "same") == 0  # no click within a window
-    assert np.allclose(out[far], sound[far] * gain, rtol=1e-5)
+    gains = out[far] / sound[far]
+    assert far.sum() > SAMPLE_RATE and np.allclose(gains, np.median(gains), rtol=1e-4)
+    assert np.median(gains) >= 10 ** ((TARGET_LOUDNESS_DB - loudness_db(sound)) / 20) * (1 - 1e-4)
 
 
 def test_silence_and_near_silence_are_not_blown_up():
