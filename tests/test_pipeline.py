@@ -280,6 +280,23 @@ def test_trained_parts_save_weights_and_reload_as_trained(tiny_studio, tmp_path)
     assert getattr(reloaded.pipeline.joint, "is_trained", True) and not reloaded.is_trained
 
 
+def test_trained_parts_can_be_saved_in_shards_and_reload_the_same(tiny_studio, tmp_path):
+    from core import load_studio
+
+    joint = tiny_studio.pipeline.joint
+    joint.is_trained = True
+    try:
+        tiny_studio.pipeline.save_pretrained(tmp_path, max_shard_size="20KB")
+    finally:
+        joint.is_trained = False
+    shards = list((tmp_path / "joint").glob("*-of-*.safetensors"))
+    assert len(shards) > 1 and (tmp_path / "joint" / "diffusion_pytorch_model.safetensors.index.json").is_file()
+    largest_tensor = max(t.numel() * t.element_size() for t in joint.state_dict().values())
+    assert max(shard.stat().st_size for shard in shards) < max(20_000, largest_tensor) + 10_000  # header included
+    reloaded = load_studio(tmp_path).pipeline.joint
+    assert all(torch.equal(a, b) for a, b in zip(joint.state_dict().values(), reloaded.state_dict().values(), strict=True))
+
+
 def test_the_pipeline_takes_a_generator_instead_of_a_seed(tiny_studio):
     import torch
 

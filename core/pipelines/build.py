@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers.models.modeling_utils import ModelMixin
 
 from ..decoders.caption import CaptionDecoder
 from ..decoders.conditioning import EmbeddingProjector
@@ -137,8 +138,10 @@ def is_trained(component) -> bool:
     return getattr(component, "is_trained", True)
 
 
-def save_studio_pipeline(pipeline: StudioPipeline, folder: str | Path) -> None:
-    """Writes ``model_index.json`` and each component: weights when trained, else its config alone."""
+def save_studio_pipeline(pipeline: StudioPipeline, folder: str | Path, max_shard_size: str | int | None = None) -> None:
+    """Writes ``model_index.json`` and each component: weights when trained, else its config alone.
+    With ``max_shard_size`` (``"9MB"``, say) a model's weights are split into safetensors shards
+    of at most that size (a single tensor larger than it stays whole)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pipeline.save_config(folder)  # model_index.json: component classes and pipeline settings
@@ -151,6 +154,8 @@ def save_studio_pipeline(pipeline: StudioPipeline, folder: str | Path) -> None:
             component.tokenizer.save_pretrained(str(target / "tokenizer"))
         elif isinstance(component, torch.nn.Module) and not is_trained(component):
             component.save_config(target)
+        elif max_shard_size is not None and isinstance(component, ModelMixin):
+            component.save_pretrained(target, max_shard_size=max_shard_size)
         else:
             component.save_pretrained(target)
 

@@ -183,11 +183,12 @@ class StudioPipeline(DiffusionPipeline):
         )
         self._vocoder: Vocoder | None = None
 
-    def save_pretrained(self, save_directory, **kwargs) -> None:
-        """Writes the studio folder; untrained parts keep only their config (see ``pipelines.build``)."""
+    def save_pretrained(self, save_directory, max_shard_size: str | int | None = None, **kwargs) -> None:
+        """Writes the studio folder; untrained parts keep only their config (see ``pipelines.build``);
+        ``max_shard_size`` splits larger weights into shards."""
         from .build import save_studio_pipeline
 
-        save_studio_pipeline(self, save_directory)
+        save_studio_pipeline(self, save_directory, max_shard_size)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, device="cpu", **kwargs) -> StudioPipeline:

@@ -52,6 +52,7 @@ STAGES = ("embeddings", "sound_encoder", "joint", "image_prior", "image_bank", "
 # instead; a run that trains the prior after the bank exports the prior
 OPTIONAL_STAGES = ("image_prior",)
 CLIP_FRAMES = 172  # 2 s at 22050 Hz, hop 256
+SHIPPED_SHARD_SIZE = "9MB"  # a Hugging Face Space takes files under 10 MB without LFS
 
 
 @dataclass
@@ -335,7 +336,7 @@ def stage_export(run: Run, pipeline, target: Path) -> None:
     pipeline.register_to_config(default_guidance={**pipeline.config.default_guidance, **run.plan.guidance})
     pipeline.register_to_config(latent_temperature={**pipeline.config.latent_temperature, **run.plan.latent_temperature})
     pipeline.register_to_config(weights_version=f"trained-{time.strftime('%Y%m%d')}-{weights_digest(pipeline)}")
-    pipeline.save_pretrained(target)
+    pipeline.save_pretrained(target, max_shard_size=SHIPPED_SHARD_SIZE)
 
 
 LEARNED_PARTS = ("audio_encoder", "joint", "image_prior", "image_vae", "image_unet", "image_condition", "audio_unet", "audio_condition", "caption_decoder")
