@@ -116,6 +116,18 @@ def test_efficientnet_accepts_any_image(image_encoder, image):
     assert features.shape == (1, 1280) and torch.isfinite(features).all()
 
 
+def test_a_sliver_of_a_picture_is_cropped_before_it_is_resized(monkeypatch):
+    from core.encoders.image import image_to_tensor
+
+    sizes = []
+    resize = Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize", lambda self, size, *a, **k: sizes.append(size) or resize(self, size, *a, **k))
+    sliver = Image.new("RGB", (64000, 1), (200, 10, 30))  # shorter side first would be 14,336,000 x 224 pixels
+    pixels = image_to_tensor(sliver)
+    assert pixels.shape == (3, 224, 224) and sizes == [(224, 224)]
+    assert torch.allclose(pixels, image_to_tensor(Image.new("RGB", (1, 1), (200, 10, 30))))
+
+
 @pytest.mark.slow
 def test_efficientnet_opaque_alpha_and_greyscale_match_rgb(image_encoder, sklearn_images):
     rgb = Image.open(sklearn_images / "flower.jpg").convert("RGB")

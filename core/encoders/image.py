@@ -46,15 +46,15 @@ def imagenet_class_names() -> tuple[str, ...]:
 
 
 def image_to_tensor(image: Image.Image, size: int = IMAGE_SIZE) -> torch.Tensor:
-    """RGB PIL image → ``[3, size, size]`` in [-1, 1]: shorter side resized to ``size``, centre crop."""
+    """RGB PIL image → ``[3, size, size]`` in [-1, 1]: the centre square (the shorter side's), resized to ``size``.
+
+    Cropping first keeps the work bounded by ``size``: resizing the shorter side first would
+    scale a 64000x1 picture to 14 million by 224 pixels."""
     width, height = image.size
-    scale = size / min(width, height)
-    resized = image.resize(
-        (max(size, round(width * scale)), max(size, round(height * scale))), Image.Resampling.BICUBIC
-    )
-    left, top = (resized.width - size) // 2, (resized.height - size) // 2
-    cropped = resized.crop((left, top, left + size, top + size))
-    array = np.asarray(cropped, dtype=np.float32) / 255.0  # (H, W, 3)
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    square = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BICUBIC)
+    array = np.asarray(square, dtype=np.float32) / 255.0  # (H, W, 3)
     return torch.from_numpy((array - 0.5) / 0.5).permute(2, 0, 1)
 
 
