@@ -46,7 +46,7 @@ class WordLexicon:
         self.continuation_ids = set(self.continuation.nonzero().flatten().tolist())
         self.starts = torch.zeros(vocab_size, dtype=torch.bool)  # (V,) first pieces of known words
         self.complete: set[tuple[int, ...]] = set()
-        self.next_pieces: dict[tuple[int, ...], set[int]] = {}
+        next_pieces: dict[tuple[int, ...], set[int]] = {}
         for word in self.words:
             pieces = tuple(tokenizer(word, add_special_tokens=False)["input_ids"])
             if not pieces or tokenizer.unk_token_id in pieces or pieces[0] in self.continuation_ids:
@@ -54,8 +54,8 @@ class WordLexicon:
             self.starts[pieces[0]] = True
             self.complete.add(pieces)
             for end in range(1, len(pieces)):
-                self.next_pieces.setdefault(pieces[:end], set()).add(pieces[end])
-        self.next_pieces_masks = {word: self._mask(pieces) for word, pieces in self.next_pieces.items()}
+                next_pieces.setdefault(pieces[:end], set()).add(pieces[end])
+        self.next_pieces_masks = {word: self._mask(pieces) for word, pieces in next_pieces.items()}  # partial word → (V,)
 
     @classmethod
     def from_file(cls, tokenizer: PreTrainedTokenizerBase, path: str | Path) -> WordLexicon:
