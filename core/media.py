@@ -18,6 +18,7 @@ AudioInput = tuple[int, np.ndarray] | str | os.PathLike
 
 MAX_IMAGE_PIXELS = 64_000_000  # a 8000x8000 upload; larger ones are refused, not decoded
 MAX_AUDIO_SECONDS = 600.0
+MAX_AUDIO_VALUES = 60_000_000  # samples x channels decoded from one file (240 MB as float32); checked before decoding
 SILENCE_PEAK = 1e-4  # a peak below this (full scale = 1.0) counts as silence
 
 
@@ -28,35 +29,38 @@ def load_image(image: ImageInput) -> Image.Image:
     if not isinstance(image, (Image.Image, io.BytesIO, str, os.PathLike)):
         raise ValueError(f"An image must be a PIL image, a path or encoded bytes, got {type(image).__name__}.")
     if not isinstance(image, Image.Image):
-        name = str(image) if not isinstance(image, io.BytesIO) else "the uploaded bytes"
+        name = Path(image).name if not isinstance(image, io.BytesIO) else "the uploaded bytes"  # never a server path
         if not isinstance(image, io.BytesIO) and not Path(image).is_file():
             raise ValueError(f"Image file not found: {name!r}. Pass a PIL image or an existing path.")
         try:
             with Image.open(image) as opened:
-                _check_image_size(opened.size)
-                opened.load()
-                image = opened.copy()
+                size = opened.size
+                if _image_size_problem(size) is None:
+                    opened.load()
+                    image = opened.copy()
         except Image.DecompressionBombError as error:
-            raise ValueError(
-                f"The image {name!r} is too large to open safely ({error}). Downscale it first."
-            ) from error
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise ValueError(
-                f"Could not read {name!r} as an image ({error}). Use a PNG, JPEG, GIF, BMP or WebP file."
-            ) from error
+            raise ValueError(f"The image {name!r} is too large to open safely; downscale it below 8000x8000 pixels.") from error
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            reason = str(error).replace(str(image), name)  # Pillow names the file; keep the server's folders out
+            raise ValueError(f"Could not read {name!r} as an image ({reason}). Use a PNG, JPEG, GIF, BMP or WebP file.") from error
+        _check_image_size(size)  # checked on the header, before any pixel is decoded
     _check_image_size(image.size)
     return to_rgb(image)
 
 
-def _check_image_size(size: tuple[int, int]) -> None:
+def _image_size_problem(size: tuple[int, int]) -> str | None:
     width, height = size
     if width < 1 or height < 1:
-        raise ValueError(f"The image is empty ({width}x{height} pixels).")
+        return f"The image is empty ({width}x{height} pixels)."
     if width * height > MAX_IMAGE_PIXELS:
-        raise ValueError(
-            f"The image is too large ({width}x{height} pixels); the limit is {MAX_IMAGE_PIXELS:,} "
-            "pixels. Downscale it first."
-        )
+        return f"The image is too large ({width}x{height} pixels); the limit is {MAX_IMAGE_PIXELS:,} pixels. Downscale it first."
+    return None
+
+
+def _check_image_size(size: tuple[int, int]) -> None:
+    problem = _image_size_problem(size)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
@@ -116,13 +120,19 @@ def _read_audio_file(path: Path) -> tuple[int, np.ndarray]:
     import soundfile
 
     if not path.is_file():
-        raise ValueError(f"Sound file not found: {str(path)!r}.")
+        raise ValueError(f"Sound file not found: {path.name!r}.")
     try:
+        info = soundfile.info(str(path))
+        if info.samplerate > 0 and info.frames / info.samplerate > MAX_AUDIO_SECONDS:
+            raise ValueError(f"The sound is {info.frames / info.samplerate:.0f} s long; the limit is {MAX_AUDIO_SECONDS:.0f} s. Trim it first.")
+        if info.frames * info.channels > MAX_AUDIO_VALUES:
+            raise ValueError(f"The sound is too large to decode ({info.channels} channels of {info.frames:,} samples); use at most 2 channels and {MAX_AUDIO_SECONDS:.0f} s.")
         samples, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except ValueError:
+        raise
     except Exception as error:  # soundfile raises its own LibsndfileError and RuntimeError
-        raise ValueError(
-            f"Could not read {str(path)!r} as a sound ({error}). Use WAV, FLAC, OGG or MP3."
-        ) from error
+        reason = str(error).replace(str(path), path.name)  # libsndfile names the file; keep the server's folders out
+        raise ValueError(f"Could not read {path.name!r} as a sound ({reason}). Use WAV, FLAC, OGG or MP3.") from error
     return int(sample_rate), samples
 
 

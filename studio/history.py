@@ -10,9 +10,14 @@ process killed mid-write leaves only a hidden temporary folder, which the next s
 an item is either complete or absent. Eviction renames an item to a hidden ``.trash-<id>``
 folder before deleting it, for the same reason.
 
-Size cap: after each addition the oldest items are evicted until at most ``max_items`` items
-and ``max_bytes`` bytes remain (the newest item is always kept, even if it alone is larger).
-One studio process should own a history folder at a time.
+Owners: an item may belong to one visitor (``owner``, an opaque key such as a hash of a
+browser's token). Reading, finding media and deleting take an ``owner`` and then see only that
+owner's items; ``owner=None`` sees every item (a local run with one user, and the tools).
+
+Size caps: after each addition the owner's oldest items are evicted until the owner has at most
+``max_items_per_owner`` items and ``max_bytes_per_owner`` bytes, then the oldest items of anyone
+until at most ``max_items`` items and ``max_bytes`` bytes remain (the newest item is always kept,
+even if it alone is larger). One studio process should own a history folder at a time.
 """
 
 from __future__ import annotations
@@ -63,6 +68,14 @@ class HistoryItem:
     def size(self) -> int:
         return sum(self.files.values())
 
+    @property
+    def owner(self) -> str | None:
+        return self.meta.get("owner")
+
+    def belongs_to(self, owner: str | None) -> bool:
+        """Whether ``owner`` may see this item (``None`` sees every item)."""
+        return owner is None or self.owner == owner
+
     def path(self, name: str) -> Path:
         if name not in self.files:
             raise KeyError(f"History item {self.id} has no file {name!r}.")
@@ -76,11 +89,20 @@ class HistoryItem:
 class History:
     """Saved results in ``folder``, newest last, capped by count and bytes (oldest evicted first)."""
 
-    def __init__(self, folder: str | os.PathLike | None = None, max_items: int = DEFAULT_MAX_ITEMS, max_bytes: int = DEFAULT_MAX_BYTES):
-        if max_items < 1 or max_bytes < 1:
+    def __init__(
+        self,
+        folder: str | os.PathLike | None = None,
+        max_items: int = DEFAULT_MAX_ITEMS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_items_per_owner: int | None = None,
+        max_bytes_per_owner: int | None = None,
+    ):
+        self.max_items, self.max_bytes = int(max_items), int(max_bytes)
+        self.max_items_per_owner = min(self.max_items, int(max_items_per_owner or max_items))
+        self.max_bytes_per_owner = min(self.max_bytes, int(max_bytes_per_owner or max_bytes))
+        if min(self.max_items, self.max_bytes, self.max_items_per_owner, self.max_bytes_per_owner) < 1:
             raise ValueError(f"The history needs room for at least one item, got max_items={max_items}, max_bytes={max_bytes}.")
         self.folder = Path(folder) if folder is not None else default_folder()
-        self.max_items, self.max_bytes = int(max_items), int(max_bytes)
         self._lock = threading.RLock()
         self._items_folder.mkdir(parents=True, exist_ok=True)
         self._remove_leftovers()
@@ -106,20 +128,25 @@ class History:
     def total_bytes(self) -> int:
         return sum(item.size for item in self._items.values())
 
-    def items(self, newest_first: bool = True, limit: int | None = None) -> list[HistoryItem]:
+    def total_bytes_of(self, owner: str | None) -> int:
+        return sum(item.size for item in self.items(owner=owner))
+
+    def items(self, newest_first: bool = True, limit: int | None = None, owner: str | None = None) -> list[HistoryItem]:
+        """The items ``owner`` may see (all with ``None``), newest first unless told otherwise."""
         with self._lock:
-            ordered = sorted(self._items.values(), key=lambda item: item.id, reverse=newest_first)
+            ordered = sorted((item for item in self._items.values() if item.belongs_to(owner)), key=lambda item: item.id, reverse=newest_first)
         return ordered[:limit] if limit is not None else ordered
 
-    def get(self, item_id: str) -> HistoryItem:
-        try:
-            return self._items[item_id]
-        except KeyError:
-            raise ValueError(f"No history item {item_id!r}; it may have been evicted.") from None
+    def get(self, item_id: Any, owner: str | None = None) -> HistoryItem:
+        """The item ``item_id`` if ``owner`` may see it; another owner's item is as absent as a missing one."""
+        item = self._items.get(item_id) if isinstance(item_id, str) else None
+        if item is None or not item.belongs_to(owner):
+            raise ValueError("No such history item; it may have been deleted or evicted.")
+        return item
 
-    def find_media(self, sha256: str) -> Path | None:
-        """A saved input file whose content hashes to ``sha256`` (see ``item.json``'s ``media``), if any."""
-        for item in self.items():
+    def find_media(self, sha256: str, owner: str | None = None) -> Path | None:
+        """A saved input file of ``owner``'s items whose content hashes to ``sha256`` (see ``item.json``'s ``media``), if any."""
+        for item in self.items(owner=owner):
             for entry in item.meta.get("media", []):
                 if entry.get("sha256") == sha256 and entry.get("file") in item.files:
                     return item.path(entry["file"])
@@ -127,12 +154,13 @@ class History:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def add(self, meta: dict[str, Any], files: dict[str, FileSource]) -> HistoryItem:
+    def add(self, meta: dict[str, Any], files: dict[str, FileSource], owner: str | None = None) -> HistoryItem:
         """Writes one item atomically, then evicts the oldest items beyond the caps.
 
         Args:
             meta: JSON-serialisable metadata (recipe, kind, ...); ``id`` and ``created`` are added.
             files: file name → bytes, a path to copy, or a function that writes the given path.
+            owner: the visitor the item belongs to (``None``: everyone's, as in a local run).
         """
         item_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         for name in files:
@@ -145,6 +173,8 @@ class History:
             for name, source in files.items():
                 sizes[name] = _write_file(temporary / name, source)
             meta = {**meta, "id": item_id, "created": datetime.now(UTC).isoformat(timespec="seconds"), "files": sizes}
+            if owner is not None:
+                meta["owner"] = owner
             _write_file(temporary / ITEM_FILE, json.dumps(meta, indent=1, sort_keys=True).encode("utf-8"))
             final = self._items_folder / item_id
             os.replace(temporary, final)
@@ -158,21 +188,30 @@ class History:
             self._evict(keep=item_id)
         return item
 
-    def delete(self, item_id: str) -> None:
-        """Removes one item (renamed to a hidden folder first, so a crash never leaves half of it)."""
+    def delete(self, item_id: Any, owner: str | None = None) -> None:
+        """Removes one item that ``owner`` may see (renamed to a hidden folder first, so a crash
+        never leaves half of it); unknown ids and other owners' items are left alone."""
         with self._lock:
-            item = self._items.pop(item_id, None)
+            item = self._items.get(item_id) if isinstance(item_id, str) else None
+            if item is None or not item.belongs_to(owner):
+                return
+            del self._items[item_id]
         if item is not None:
             trash = self._items_folder / f".trash-{item_id}"
             os.replace(item.folder, trash)
             shutil.rmtree(trash, ignore_errors=True)
 
     def _evict(self, keep: str) -> None:
-        oldest_first = self.items(newest_first=False)
+        owner = self._items[keep].owner
+        if owner is not None:  # first the owner's own oldest, so one visitor cannot empty everyone's history
+            self._evict_from(self.items(newest_first=False, owner=owner), keep, self.max_items_per_owner, self.max_bytes_per_owner)
+        self._evict_from(self.items(newest_first=False), keep, self.max_items, self.max_bytes)
+
+    def _evict_from(self, oldest_first: list[HistoryItem], keep: str, max_items: int, max_bytes: int) -> None:
         total = sum(item.size for item in oldest_first)
         count = len(oldest_first)
         for item in oldest_first:
-            if count <= self.max_items and total <= self.max_bytes:
+            if count <= max_items and total <= max_bytes:
                 break
             if item.id == keep:
                 continue

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from PIL import Image, PngImagePlugin
 RECIPE_KEY = "fusion-studio-recipe"
 SOFTWARE = "Fusion Studio"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MAX_RECIPE_BYTES = 1_000_000  # a recipe is a few hundred bytes; refuse to parse anything huge
+MAX_RECIPE_CHARS = 20_000  # a recipe is a few hundred characters (two prompts at most); anything longer is not one
 
 
 def recipe_json(recipe: dict[str, Any]) -> str:
@@ -44,9 +45,39 @@ def png_with_recipe(image: Image.Image, recipe: dict[str, Any]) -> bytes:
 
 
 def _png_recipe(path: Path) -> dict[str, Any] | None:
-    with Image.open(path) as image:
-        text = getattr(image, "text", {}).get(RECIPE_KEY)
-    return _parse(text) if text else None
+    """Walks the PNG's chunks for the recipe's ``iTXt`` without decoding a pixel (a decompression
+    bomb or a truncated file costs nothing), inflating at most ``MAX_RECIPE_CHARS`` bytes."""
+    data = path.read_bytes()
+    offset = len(PNG_SIGNATURE)
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I", data[offset : offset + 4])[0], data[offset + 4 : offset + 8]
+        payload = data[offset + 8 : offset + 8 + size]
+        if kind == b"IEND":
+            break
+        if kind == b"iTXt" and payload.startswith(RECIPE_KEY.encode("latin-1") + b"\x00"):
+            return _parse_itxt(payload[len(RECIPE_KEY) + 1 :])
+        offset += 12 + size  # length, type, data, CRC
+    return None
+
+
+def _parse_itxt(body: bytes) -> dict[str, Any] | None:
+    # compression flag, compression method, language tag \0, translated keyword \0, text
+    if len(body) < 2:
+        return None
+    compressed, rest = body[0], body[2:]
+    parts = rest.split(b"\x00", 2)
+    if len(parts) != 3:
+        return None
+    text = parts[2]
+    if compressed:
+        inflater = zlib.decompressobj()
+        try:
+            text = inflater.decompress(text, MAX_RECIPE_CHARS * 4 + 1)
+        except zlib.error:
+            return None
+        if inflater.unconsumed_tail:
+            return None  # far longer than any recipe
+    return _parse(text.decode("utf-8", errors="replace"))
 
 
 # --- WAV ---------------------------------------------------------------------------------------
@@ -121,10 +152,10 @@ def read_recipe(path: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def _parse(text: str) -> dict[str, Any] | None:
-    if len(text) > MAX_RECIPE_BYTES:
+    if len(text) > MAX_RECIPE_CHARS:
         return None
     try:
         recipe = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return None
     return recipe if isinstance(recipe, dict) and "kind" in recipe else None

@@ -13,6 +13,7 @@ import atexit
 import io
 import json
 import logging
+import math
 import numbers
 import queue
 import threading
@@ -26,9 +27,10 @@ import numpy as np
 from PIL import Image
 
 from .examples import Example, load_examples
+from .guard import Runs
 from .history import History, HistoryItem
 from .media import caption_card, join_sounds, thumbnail, waveform_thumbnail
-from .recipes import png_with_recipe, read_recipe, wav_with_recipe
+from .recipes import MAX_RECIPE_CHARS, png_with_recipe, read_recipe, recipe_json, wav_with_recipe
 
 log = logging.getLogger(__name__)
 _STOP = object()  # tells the indexer to end
@@ -43,6 +45,7 @@ MAX_VARIANTS = 4
 MAX_FRAMES = 8
 MAX_SEED = 2**31 - 17
 MAX_HITS = 24
+MAX_TEXT_CHARS = 1000  # a prompt; its recipe then fits well inside MAX_RECIPE_CHARS
 StepCallback = Callable[..., None]
 
 
@@ -92,6 +95,7 @@ class StudioService:
         self._index_history = index_history
         self._indexer: threading.Thread | None = None
         self._closing = threading.Event()
+        self.runs = Runs()  # stop flags of running generations (the page's Stop, API cancels, dropped clients)
 
     # --- defaults -----------------------------------------------------------------------------
 
@@ -125,14 +129,23 @@ class StudioService:
         best_first: Any = False,
         temperature: Any = None,
         use_image_prior: Any = True,
+        visitor: str | None = None,
+        stop: threading.Event | None = None,
+        scheduler: Any = None,
+        caption_method: Any = "beam",
     ) -> Result:
         """Any weighted mix of text, image and sound → ``variants`` images, sounds or captions;
         with ``best_first``, ordered by how well each matches the inputs; ``temperature`` (0 to 2,
         default the studio's) draws each variant's latent from the fused posterior;
         ``use_image_prior=False`` draws images from the blend of the inputs rather than snapping
-        them to the nearest training picture."""
+        them to the nearest training picture.
+
+        ``visitor`` owns the result in the history (``None``: everyone's, as in a local run).
+        Setting ``stop`` ends the run at its next step, and nothing is saved.
+        ``scheduler`` and ``caption_method`` come from recipes (see ``replay``).
+        """
         target = check_output(output)
-        text = text if isinstance(text, str) and text.strip() else None
+        text = check_text(text)
         weights = check_weights(weights)
         seed = check_int(seed, "seed", 0, MAX_SEED)
         steps = self.default_steps(target) if steps is None else check_int(steps, "steps", 1, MAX_STEPS)
@@ -142,37 +155,46 @@ class StudioService:
         if temperature is not None:
             temperature = check_number(temperature, "temperature", 0, MAX_TEMPERATURE)
         use_image_prior = check_switch(use_image_prior, "use_image_prior")
+        scheduler = check_choice(scheduler, "scheduler", ("ddim", "dpm++", None))
+        caption_method = check_choice(caption_method, "caption_method", ("greedy", "beam", "sample", None)) or "beam"
         with self.lock:
+            _stop_if_asked(stop)
             generation = self.studio.generate(
                 target, text=text, image=image, audio=audio, weights=weights, seed=seed, steps=steps,
-                guidance=guidance, num=variants, on_step=on_step, previews=on_step is not None, best_first=best_first,
-                temperature=temperature, use_image_prior=use_image_prior,
+                guidance=guidance, num=variants, on_step=_until_stopped(on_step, stop), previews=on_step is not None, best_first=best_first,
+                temperature=temperature, use_image_prior=use_image_prior, scheduler=scheduler, caption_method=caption_method,
             )
-        return self._save("generate", generation, {"image": image, "audio": audio})
+        _stop_if_asked(stop)
+        return self._save("generate", generation, {"image": image, "audio": audio}, visitor)
 
     def text_to_image(
         self, prompt: str, seed: Any = 0, steps: Any = None, guidance: Any = None, variants: Any = 1, on_step: StepCallback | None = None,
-        best_first: Any = False, temperature: Any = None, use_image_prior: Any = True,
+        best_first: Any = False, temperature: Any = None, use_image_prior: Any = True, visitor: str | None = None, stop: threading.Event | None = None,
     ) -> Result:
         """A prompt → images."""
-        if not isinstance(prompt, str) or not prompt.strip():
+        if check_text(prompt, "The prompt") is None:
             raise ValueError("The prompt is empty: type a few words, e.g. 'a red fire truck'.")
         return self.mix(text=prompt, output="image", seed=seed, steps=steps, guidance=guidance, variants=variants, on_step=on_step, best_first=best_first,
-                        temperature=temperature, use_image_prior=use_image_prior)
+                        temperature=temperature, use_image_prior=use_image_prior, visitor=visitor, stop=stop)
 
-    def image_to_audio(self, image: Any, seed: Any = 0, steps: Any = None, guidance: Any = None, on_step: StepCallback | None = None) -> Result:
+    def image_to_audio(
+        self, image: Any, seed: Any = 0, steps: Any = None, guidance: Any = None, on_step: StepCallback | None = None,
+        visitor: str | None = None, stop: threading.Event | None = None,
+    ) -> Result:
         """An image → a sound."""
         if image is None:
             raise ValueError("Upload an image to hear it.")
-        return self.mix(image=image, output="sound", seed=seed, steps=steps, guidance=guidance, on_step=on_step)
+        return self.mix(image=image, output="sound", seed=seed, steps=steps, guidance=guidance, on_step=on_step, visitor=visitor, stop=stop)
 
-    def describe(self, image: Any = None, audio: Any = None) -> Result:
+    def describe(self, image: Any = None, audio: Any = None, visitor: str | None = None, stop: threading.Event | None = None) -> Result:
         """An image, a sound or both → a caption."""
         if image is None and audio is None:
             raise ValueError("Upload an image or a sound to describe.")
         with self.lock:
+            _stop_if_asked(stop)
             generation = self.studio.caption(image=image, audio=audio)
-        return self._save("generate", generation, {"image": image, "audio": audio})
+        _stop_if_asked(stop)
+        return self._save("generate", generation, {"image": image, "audio": audio}, visitor)
 
     def morph(
         self,
@@ -185,6 +207,8 @@ class StudioService:
         guidance: Any = None,
         on_step: StepCallback | None = None,
         use_image_prior: Any = True,
+        visitor: str | None = None,
+        stop: threading.Event | None = None,
     ) -> Result:
         """``frames`` outputs along the path between two mixes (images, one sound sequence, or captions).
 
@@ -200,77 +224,116 @@ class StudioService:
         guidance = self.default_guidance(target) if guidance is None else check_number(guidance, "guidance", 0, MAX_GUIDANCE)
         use_image_prior = check_switch(use_image_prior, "use_image_prior")
         with self.lock:
+            _stop_if_asked(stop)
             generation = self.studio.interpolate(
-                mixes[0], mixes[1], n=frames, output=target, seed=seed, steps=steps, guidance=guidance, on_step=on_step, use_image_prior=use_image_prior,
+                mixes[0], mixes[1], n=frames, output=target, seed=seed, steps=steps, guidance=guidance, on_step=_until_stopped(on_step, stop),
+                use_image_prior=use_image_prior,
             )
+        _stop_if_asked(stop)
         media = {f"{modality}-{side}": mix.get(modality) for side, mix in zip("ab", mixes, strict=True) for modality in ("image", "audio")}
-        return self._save("interpolate", generation, media)
+        return self._save("interpolate", generation, media, visitor)
 
-    def replay(self, recipe: dict[str, Any] | str, image: Any = None, audio: Any = None) -> Result:
-        """Makes a recipe again (identical output on the same machine).
+    def replay(
+        self, recipe: dict[str, Any] | str, image: Any = None, audio: Any = None, visitor: str | None = None, on_step: StepCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> Result:
+        """Makes a recipe again (identical output on the same machine), within the same limits as ``mix``.
 
-        Its image and sound come from ``image`` / ``audio`` when given, else from the history
-        (found by hash), else from what the studio saw since it started.
+        Its image and sound come from ``image`` / ``audio`` when given (they must be the ones
+        the recipe names), else from ``visitor``'s history (found by hash).
         """
         recipe = parse_recipe(recipe)
         if recipe["kind"] == "interpolate":
-            return self._replay_morph(recipe)
-        inputs = recipe.get("inputs", {})
-        image = image if image is not None else self._media_for(inputs.get("image_sha256"))
-        audio = audio if audio is not None else self._media_for(inputs.get("audio_sha256"))
-        with self.lock:
-            generation = self.studio.replay(recipe, image=image, audio=audio)
-        return self._save("generate", generation, {"image": image, "audio": audio})
+            return self._replay_morph(recipe, visitor, on_step, stop)
+        text, hashes, weights = recipe_mix(recipe, "The recipe")
+        image = self._replay_media(hashes, "image", image, visitor)
+        audio = self._replay_media(hashes, "audio", audio, visitor)
+        return self.mix(
+            text=text, image=image, audio=audio, weights=weights, output=recipe.get("output"), seed=recipe.get("seed", 0), steps=recipe.get("steps"),
+            guidance=recipe.get("guidance"), variants=recipe.get("num_outputs", 1), best_first=recipe.get("best_first", False),
+            temperature=recipe.get("temperature", 0.0),  # recipes from before it took the mean
+            use_image_prior=recipe.get("use_image_prior", True), scheduler=recipe.get("scheduler"), caption_method=recipe.get("caption_method"),
+            on_step=on_step, visitor=visitor, stop=stop,
+        )
 
-    def _replay_morph(self, recipe: dict[str, Any]) -> Result:
+    def _replay_morph(self, recipe: dict[str, Any], visitor: str | None, on_step: StepCallback | None, stop: threading.Event | None) -> Result:
         mixes = []
         for side in "ab":
-            try:
-                hashes, weights = recipe[f"mix_{side}"]["inputs"], recipe[f"mix_{side}"]["weights"]
-            except (KeyError, TypeError) as error:
-                raise ValueError(f"The morph recipe lacks {error}; it may come from another version of the studio.") from error
-            mix = {"text": hashes.get("text"), "weights": weights}
+            part = recipe.get(f"mix_{side}")
+            if not isinstance(part, dict):
+                raise ValueError(f"The morph recipe's mix_{side} must be an object with inputs and weights.")
+            text, hashes, weights = recipe_mix(part, f"The morph recipe's mix_{side}")
+            mix = {"text": text, "weights": weights}
             for modality in ("image", "audio"):
-                digest = hashes.get(f"{modality}_sha256")
-                if digest:
-                    mix[modality] = self._media_for(digest)
-                    if mix[modality] is None:
-                        raise ValueError(f"This morph used a{'n' if modality == 'image' else ''} {modality} that is not in the history (sha256 {digest[:12]}...).")
+                mix[modality] = self._replay_media(hashes, modality, None, visitor)
             mixes.append(mix)
-        return self.morph(mixes[0], mixes[1], frames=recipe.get("n"), output=_page_output(recipe.get("output")), seed=recipe.get("seed"), steps=recipe.get("steps"), guidance=recipe.get("guidance"),
-                          use_image_prior=recipe.get("use_image_prior", True))
+        return self.morph(
+            mixes[0], mixes[1], frames=recipe.get("n"), output=recipe.get("output"), seed=recipe.get("seed", 0), steps=recipe.get("steps"),
+            guidance=recipe.get("guidance"), use_image_prior=recipe.get("use_image_prior", True), on_step=on_step, visitor=visitor, stop=stop,
+        )
 
-    def _media_for(self, digest: str | None) -> Path | None:
-        return self.history.find_media(digest) if digest else None
+    def _replay_media(self, hashes: dict[str, str], modality: str, given: Any, visitor: str | None) -> Any:
+        """The medium a recipe names by hash: the one given, else the visitor's saved copy."""
+        digest = hashes.get(modality)
+        label = "an image" if modality == "image" else "a sound"
+        if digest is None:
+            if given is not None:
+                raise ValueError(f"This recipe used no {modality}; leave the {modality} out.")
+            return None
+        if given is not None:
+            with self.lock:
+                _, recipe_inputs = self.studio.pipeline.prepare_inputs(None, given if modality == "image" else None, given if modality == "audio" else None)
+            if recipe_inputs.get(f"{modality}_sha256") != digest:
+                raise ValueError(f"The {modality} given is not the one this recipe used (its hash differs).")
+            return given
+        found = self._media_for(digest, visitor)
+        if found is None:
+            raise ValueError(f"This recipe used {label} that is not in your history (sha256 {digest[:12]}...); upload it again with the recipe.")
+        return found
+
+    def _media_for(self, digest: str | None, visitor: str | None = None) -> Path | None:
+        return self.history.find_media(digest, owner=visitor) if digest else None
 
     # --- fusing and searching -----------------------------------------------------------------
 
     def shares(self, text: str | None = None, image: Any = None, audio: Any = None, weights: dict[str, float] | None = None) -> dict[str, float]:
         """Each input's share of the fused latent, and the prior's (they sum to 1)."""
-        text = text if isinstance(text, str) and text.strip() else None
+        text = check_text(text)
         weights = check_weights(weights)
         with self.lock:
             encoding = self.studio.encode(text=text, image=image, audio=audio, weights=weights)
         return {**encoding.shares, "prior": encoding.prior_share}
 
-    def search(self, text: str | None = None, image: Any = None, audio: Any = None, weights: dict[str, float] | None = None, k: Any = 8) -> list[dict[str, Any]]:
-        """The ``k`` nearest items of the example gallery and the history, best first."""
-        text = text if isinstance(text, str) and text.strip() else None
+    def search(
+        self, text: str | None = None, image: Any = None, audio: Any = None, weights: dict[str, float] | None = None, k: Any = 8, visitor: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The ``k`` nearest items of the example gallery and ``visitor``'s history, best first."""
+        text = check_text(text)
         weights = check_weights(weights)
         k = check_int(k, "k", 1, MAX_HITS)
         if not self.examples_ready.wait(timeout=120):
             raise ValueError("The gallery is still being indexed; try again in a moment.")
         with self.lock:
-            hits = self.studio.search(text=text, image=image, audio=audio, weights=weights, k=k + 16)
+            # everything is ranked, so another visitor's items never push this visitor's out of the k
+            hits = self.studio.search(text=text, image=image, audio=audio, weights=weights, k=len(self.studio.gallery))
         found = []
         for hit in hits:
             entry = self.gallery.get(hit.key)
-            if entry is None or (entry.get("item") and entry["item"] not in self.history):
-                continue  # evicted from the history since it was indexed
+            if entry is None or not self._may_see(entry, visitor):
+                continue  # another visitor's, or evicted from the history since it was indexed
             found.append({**entry, "key": hit.key, "score": round(float(hit.score), 4), "rank": len(found)})
             if len(found) == k:
                 break
         return found
+
+    def _may_see(self, entry: dict[str, Any], visitor: str | None) -> bool:
+        if not entry.get("item"):
+            return True  # a bundled example
+        try:
+            self.history.get(entry["item"], owner=visitor)
+        except ValueError:
+            return False
+        return True
 
     # --- the search gallery, indexed in the background ------------------------------------------
 
@@ -336,7 +399,7 @@ class StudioService:
 
     # --- history ------------------------------------------------------------------------------
 
-    def _save(self, kind: str, generation, media: dict[str, Any]) -> Result:
+    def _save(self, kind: str, generation, media: dict[str, Any], visitor: str | None = None) -> Result:
         recipe, outputs = generation.recipe, generation.outputs
         files: dict[str, Any] = {}
         captions: list[str] = []
@@ -372,18 +435,18 @@ class StudioService:
             "kind": kind, "output": recipe.get("output"), "recipe": recipe, "shares": generation.shares,
             "captions": captions, "media": media_entries, "index": index,
         }
-        item = self.history.add(meta, files)
+        item = self.history.add(meta, files, owner=visitor)
         if self._indexer is not None:
             self._queue_item(item)
         return Result(files=item.paths("output-"), captions=captions, recipe=recipe, shares=dict(generation.shares), item=item)
 
-    def history_list(self, limit: Any = 50) -> list[dict[str, Any]]:
-        """The newest items: id, time, kind, output, captions and recipe."""
+    def history_list(self, limit: Any = 50, visitor: str | None = None) -> list[dict[str, Any]]:
+        """``visitor``'s newest items: id, time, kind, output, captions and recipe."""
         limit = check_int(limit, "limit", 1, 1000)
         return [
             {"id": item.id, "created": item.created, "kind": item.meta.get("kind"), "output": item.meta.get("output"),
              "captions": item.meta.get("captions", []), "recipe": item.recipe}
-            for item in self.history.items(limit=limit)
+            for item in self.history.items(limit=limit, owner=visitor)
         ]
 
     def item_media(self, item: HistoryItem) -> dict[str, Path]:
@@ -399,42 +462,48 @@ class StudioService:
             raise ValueError(f"{Path(path).name!r} holds no studio recipe: only images and sounds the studio made carry one.")
         return recipe
 
-    def recipe_fields(self, recipe: dict[str, Any] | str) -> dict[str, Any]:
-        """A recipe as the page's fields, with its media found in the history where possible.
+    def recipe_fields(self, recipe: dict[str, Any] | str, visitor: str | None = None) -> dict[str, Any]:
+        """A recipe as the page's fields, with its media found in ``visitor``'s history where possible.
 
         ``note`` says which inputs must be uploaded again (the recipe holds only their hashes).
+        Numbers out of range are kept as they are: the page's controls and the action say what to fix.
         """
         recipe = parse_recipe(recipe)
         missing = []
 
-        def find(hashes: dict[str, Any], modality: str, label: str) -> Path | None:
-            digest = hashes.get(f"{modality}_sha256")
+        def find(hashes: dict[str, str], modality: str, label: str) -> Path | None:
+            digest = hashes.get(modality)
             if not digest:
                 return None
-            found = self._media_for(digest)
+            found = self._media_for(digest, visitor)
             if found is None:
                 missing.append(f"{label} (sha256 {digest[:12]}...)")
             return found
 
-        fields: dict[str, Any] = {"kind": recipe["kind"], "output": _page_output(recipe.get("output")), "seed": recipe.get("seed", 0),
-                                  "steps": recipe.get("steps"), "guidance": recipe.get("guidance")}
+        def number(key: str, default: Any) -> Any:
+            value = recipe.get(key, default)
+            return value if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) else default
+
+        fields: dict[str, Any] = {"kind": recipe["kind"], "output": _page_output(recipe.get("output")), "seed": number("seed", 0),
+                                  "steps": number("steps", None), "guidance": number("guidance", None)}
         if recipe["kind"] == "interpolate":
             for side in "ab":
-                hashes = recipe.get(f"mix_{side}", {}).get("inputs", {})
-                fields[f"text_{side}"] = hashes.get("text") or ""
+                part = recipe.get(f"mix_{side}")
+                text, hashes, _ = recipe_mix(part if isinstance(part, dict) else {}, f"The morph recipe's mix_{side}")
+                fields[f"text_{side}"] = text or ""
                 fields[f"image_{side}"] = find(hashes, "image", f"the image of mix {side.upper()}")
                 fields[f"audio_{side}"] = find(hashes, "audio", f"the sound of mix {side.upper()}")
-            fields["frames"] = recipe.get("n", 5)
+            fields["frames"] = number("n", 5)
             fields["use_image_prior"] = recipe.get("use_image_prior") is not False  # on unless a recipe turned it off
         else:
-            inputs, weights = recipe.get("inputs", {}), recipe.get("weights", {})
-            fields["text"] = inputs.get("text") or ""
-            fields["image"] = find(inputs, "image", "the image")
-            fields["audio"] = find(inputs, "audio", "the sound")
+            text, hashes, weights = recipe_mix(recipe, "The recipe")
+            fields["text"] = text or ""
+            fields["image"] = find(hashes, "image", "the image")
+            fields["audio"] = find(hashes, "audio", "the sound")
             fields["weights"] = {m: float(weights.get(m, 1.0)) for m in ("text", "image", "audio")}
-            fields["variants"] = recipe.get("num_outputs", 1)
-            fields["best_first"] = bool(recipe.get("best_first", False))
-            fields["temperature"] = float(recipe.get("temperature", 0.0))
+            fields["variants"] = number("num_outputs", 1)
+            fields["best_first"] = recipe.get("best_first") is True
+            fields["temperature"] = number("temperature", 0.0)
             fields["use_image_prior"] = recipe.get("use_image_prior") is not False  # on unless a recipe turned it off
         fields["note"] = ("Upload again: " + ", ".join(missing) + ".") if missing else ""
         return fields
@@ -443,60 +512,142 @@ class StudioService:
 # --- checks ------------------------------------------------------------------------------------
 
 
+def _show(value: Any, limit: int = 40) -> str:
+    """A value for an error message: its repr, cut short (a bad argument is never echoed whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def check_switch(value: Any, name: str) -> bool:
     """A true/false setting; anything else (a string, a number) is a user error."""
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}.")
+        raise ValueError(f"{name} must be true or false, got {_show(value)}.")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: tuple) -> Any:
+    if not any(value is choice or (isinstance(value, str) and value == choice) for choice in choices):
+        raise ValueError(f"{name} must be one of {[c for c in choices if c is not None]}, got {_show(value)}.")
     return value
 
 
 def check_output(output: Any) -> str:
     """The page's output name (image, sound, caption; the facade's ``audio`` too) → the facade's."""
-    if output in OUTPUTS:
+    if isinstance(output, str) and output in OUTPUTS:
         return OUTPUTS[output]
-    if output in OUTPUTS.values():
+    if isinstance(output, str) and output in OUTPUTS.values():
         return output
-    raise ValueError(f"Unknown output {output!r}; choose one of {list(OUTPUTS)}.")
+    raise ValueError(f"Unknown output {_show(output)}; choose one of {list(OUTPUTS)}.")
 
 
 def _page_output(output: Any) -> str:
-    return {v: k for k, v in OUTPUTS.items()}.get(output, "image")
+    return {v: k for k, v in OUTPUTS.items()}.get(output, "image") if isinstance(output, str) else "image"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_int(value: Any, name: str, low: int, high: int) -> int:
     """An integer (or a float with an integer value) from ``low`` to ``high``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value or int(value) != value:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    if not _is_number(value) or int(value) != value:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {_show(value)}.")
     if not low <= int(value) <= high:
-        raise ValueError(f"{name} must be from {low} to {high}, got {int(value)}.")
+        raise ValueError(f"{name} must be from {low} to {high}, got {_show(int(value))}.")
     return int(value)
 
 
 def check_number(value: Any, name: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= float(value) <= high:
-        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}.")
+    if not _is_number(value) or not low <= float(value) <= high:
+        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {_show(value)}.")
     return float(value)
 
 
-def check_weights(weights: dict[str, Any] | None) -> dict[str, float]:
+def check_text(text: Any, name: str = "The text") -> str | None:
+    """A prompt: ``None`` when absent or blank, else a string of at most ``MAX_TEXT_CHARS`` valid characters."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise ValueError(f"{name} must be a string, got {type(text).__name__}.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"{name} is {len(text):,} characters long; keep it under {MAX_TEXT_CHARS:,}.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} holds an invalid character (a lone surrogate); type or paste it again as plain text.") from None
+    return text if text.strip() else None
+
+
+def check_weights(weights: Any) -> dict[str, float]:
     """Weights by modality, each a number from 0 to ``MAX_WEIGHT`` (the facade checks the rest)."""
+    if weights is None:
+        return {}
+    if not isinstance(weights, dict):
+        raise ValueError(f"The weights must be an object of modality → number, got {type(weights).__name__}.")
     checked = {}
-    for name, value in (weights or {}).items():
+    for name, value in weights.items():
+        if name not in ("text", "image", "audio"):
+            raise ValueError(f"Unknown weight {_show(name)}; weights are for text, image and audio.")
         label = {"audio": "sound"}.get(name, name)
         checked[name] = check_number(value, f"The {label} weight", 0.0, MAX_WEIGHT)
     return checked
 
 
-def parse_recipe(recipe: dict[str, Any] | str) -> dict[str, Any]:
-    """A recipe dict (or its JSON text), checked to be one of the studio's."""
+def parse_recipe(recipe: Any) -> dict[str, Any]:
+    """A recipe dict (or its JSON text), checked to be one of the studio's and of a sane size."""
     if isinstance(recipe, str):
+        if len(recipe) > MAX_RECIPE_CHARS:
+            raise ValueError(f"The recipe is {len(recipe):,} characters long; a studio recipe is under {MAX_RECIPE_CHARS:,}.")
         try:
             recipe = json.loads(recipe)
         except json.JSONDecodeError as error:
             raise ValueError(f"The recipe is not valid JSON ({error.msg} at character {error.pos}).") from error
+        except RecursionError:
+            raise ValueError("The recipe is nested too deeply to be a studio recipe.") from None
     if not isinstance(recipe, dict) or recipe.get("kind") not in ("generate", "interpolate"):
         raise ValueError("Not a studio recipe: expected a JSON object with kind 'generate' or 'interpolate'.")
+    try:
+        size = len(recipe_json(recipe))
+    except (RecursionError, TypeError, ValueError):
+        raise ValueError("Not a studio recipe: it is nested too deeply or holds values JSON cannot carry.") from None
+    if size > MAX_RECIPE_CHARS:
+        raise ValueError(f"The recipe is {size:,} characters long; a studio recipe is under {MAX_RECIPE_CHARS:,}.")
     return {k: v for k, v in recipe.items() if k != "variant"}
+
+
+def recipe_mix(part: dict[str, Any], where: str) -> tuple[str | None, dict[str, str], dict[str, float]]:
+    """A recipe's (or a morph end's) text, media hashes by modality and weights, each checked."""
+    inputs = part.get("inputs", {})
+    if not isinstance(inputs, dict):
+        raise ValueError(f"{where}'s inputs must be an object (text, image_sha256, audio_sha256), got {type(inputs).__name__}.")
+    text = check_text(inputs.get("text"), f"{where}'s text")
+    hashes = {}
+    for modality in ("image", "audio"):
+        digest = inputs.get(f"{modality}_sha256")
+        if digest is None:
+            continue
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"{where}'s {modality}_sha256 must be 64 hexadecimal digits, got {_show(digest)}.")
+        hashes[modality] = digest
+    return text, hashes, check_weights(part.get("weights"))
+
+
+def _until_stopped(on_step: StepCallback | None, stop: threading.Event | None) -> StepCallback | None:
+    """``on_step``, checking ``stop`` first at every step."""
+    if stop is None:
+        return on_step
+
+    def step(*args):
+        _stop_if_asked(stop)
+        if on_step is not None:
+            on_step(*args)
+
+    return step
+
+
+def _stop_if_asked(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise Cancelled()
 
 
 def _clean_mix(mix: dict[str, Any] | None, which: str) -> dict[str, Any]:

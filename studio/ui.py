@@ -12,17 +12,23 @@ Handlers take and return plain values and call ``StudioService``; a ``ValueError
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import inspect
+import os
 import queue
 import random
+import secrets
 import threading
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
+from starlette.middleware import Middleware
 
+from .guard import Guard, Limits, is_visitor_token, new_visitor_token, signed_in_user, visitor_key
 from .service import (
     MAX_FRAMES,
     MAX_GUIDANCE,
@@ -50,7 +56,10 @@ CREATE_FIELDS = [
 ]
 MORPH_FIELDS = ["text_a", "image_a", "audio_a", "text_b", "image_b", "audio_b", "output", "frames", "seed", "steps", "use_image_prior"]
 SNAP_INFO = "On: each image is a new drawing of the training picture nearest to the inputs (sharper). Off: of their blend (softer)."
-MAX_FILE_SIZE = "20mb"
+LIMITS = Limits()
+MAX_FILE_SIZE = LIMITS.upload_file_bytes
+DELETE_CACHE = (600, 3600)  # every 10 minutes, Gradio deletes cached uploads and results older than an hour
+VISITOR_KEY = "fusion-studio-visitor"  # the browser's localStorage key of an anonymous visitor's token
 PROGRESS = gr.Progress()  # gradio hands each call its own tracker in place of this default
 GENERATE = "generate"  # the concurrency group of everything that runs the models
 CSS = """
@@ -136,9 +145,34 @@ def _recipe_summary(recipe: dict[str, Any]) -> str:
 class StudioPage:
     """The page's handlers: each calls the service and returns plain values for the components."""
 
-    def __init__(self, service: StudioService):
+    def __init__(self, service: StudioService, public: bool = False):
         self.service = service
-        self._stops: dict[str, threading.Event] = {}
+        self.public = public
+        self.runs = service.runs
+
+    def visitor(self, request: gr.Request | None, token: Any = None) -> str | None:
+        """Whose work this is. A local run has one user (``None``: the whole history); a public
+        one keys each visitor's history by their Hugging Face sign-in, else by the token their
+        browser keeps, else (an API client) by the session."""
+        if not self.public:
+            return None
+        user = signed_in_user(request)
+        if user:
+            return visitor_key("user", user)
+        if is_visitor_token(token):
+            return visitor_key("browser", token)
+        session = getattr(request, "session_hash", None)
+        return visitor_key("session", session) if session else visitor_key("call", secrets.token_hex(16))
+
+    @contextlib.contextmanager
+    def running(self, request: gr.Request | None):
+        """A stop flag for one run, set by Stop, an API cancel of its event or a dropped client."""
+        session = _session(request)
+        stop = self.runs.start(session, _event_id())
+        try:
+            yield stop
+        finally:
+            self.runs.finish(session, stop)
 
     # --- public endpoints ---------------------------------------------------------------------
 
@@ -161,14 +195,18 @@ class StudioPage:
         Returns:
             PNG files with their recipe inside, and the recipe.
         """
-        result = self.service.text_to_image(
-            prompt, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature,
-            use_image_prior=_snap(use_image_prior), on_step=self._on_step(progress, request),
-        )
+        with self.running(request) as stop:
+            result = self.service.text_to_image(
+                prompt, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=_switch(best_first), temperature=temperature,
+                use_image_prior=_snap(use_image_prior), on_step=self._on_step(progress), visitor=self.visitor(request), stop=stop,
+            )
         return [str(p) for p in result.files], result.recipe
 
     @user_errors
-    def image_to_audio(self, image: str, seed: float = 0, steps: float | None = None, guidance: float | None = None, progress=PROGRESS, request: gr.Request = None):
+    def image_to_audio(
+        self, image: str, seed: float = 0, steps: float | None = None, guidance: float | None = None, token: str | None = None, progress=PROGRESS,
+        request: gr.Request = None,
+    ):
         """Hears an image: makes a sound from it.
 
         Args:
@@ -179,11 +217,14 @@ class StudioPage:
         Returns:
             A WAV file with its recipe inside, and the recipe.
         """
-        result = self.service.image_to_audio(image, seed=seed, steps=steps, guidance=guidance, on_step=self._on_step(progress, request))
+        with self.running(request) as stop:
+            result = self.service.image_to_audio(
+                image, seed=seed, steps=steps, guidance=guidance, on_step=self._on_step(progress), visitor=self.visitor(request, token), stop=stop,
+            )
         return str(result.files[0]), result.recipe
 
     @user_errors
-    def caption(self, image: str | None = None, audio: str | None = None):
+    def caption(self, image: str | None = None, audio: str | None = None, token: str | None = None, request: gr.Request = None):
         """Describes an image, a sound or both in words.
 
         Args:
@@ -192,7 +233,8 @@ class StudioPage:
         Returns:
             The caption and the recipe.
         """
-        result = self.service.describe(image=image, audio=audio)
+        with self.running(request) as stop:
+            result = self.service.describe(image=image, audio=audio, visitor=self.visitor(request, token), stop=stop)
         return "\n".join(result.captions), result.recipe
 
     @user_errors
@@ -235,15 +277,18 @@ class StudioPage:
         Returns:
             Media files (PNG or WAV, each with its recipe inside), captions, each input's share of the fused latent, and the recipe.
         """
-        result = self.service.mix(
-            text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight), output=output,
-            seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature,
-            use_image_prior=_snap(use_image_prior), on_step=self._on_step(progress, request),
-        )
+        with self.running(request) as stop:
+            result = self.service.mix(
+                text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight), output=output,
+                seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=_switch(best_first), temperature=temperature,
+                use_image_prior=_snap(use_image_prior), on_step=self._on_step(progress), visitor=self.visitor(request), stop=stop,
+            )
         return [str(p) for p in result.files], result.captions, result.shares, result.recipe
 
     @user_errors
-    def search(self, text: str | None = None, image: str | None = None, audio: str | None = None, k: float = 8):
+    def search(
+        self, text: str | None = None, image: str | None = None, audio: str | None = None, k: float = 8, token: str | None = None, request: gr.Request = None,
+    ):
         """Finds the examples and history items nearest to any mix of text, image and sound.
 
         Args:
@@ -254,7 +299,7 @@ class StudioPage:
         Returns:
             The hits as a gallery, and as a list of dicts (key, source, caption, score, rank).
         """
-        hits = self.service.search(text=text, image=image, audio=audio, k=k)
+        hits = self.service.search(text=text, image=image, audio=audio, k=k, visitor=self.visitor(request, token))
         gallery = [(hit["thumb"], f"{hit['caption']} · {hit['source']} · {hit['score']:.3f}") for hit in hits if hit.get("thumb")]
         table = [{key: hit.get(key) for key in ("key", "source", "caption", "score", "rank", "item")} for hit in hits]
         return gallery, table
@@ -273,6 +318,7 @@ class StudioPage:
         seed: float = 0,
         steps: float = 25,
         use_image_prior: bool = True,
+        token: str | None = None,
         progress=PROGRESS,
         request: gr.Request = None,
     ):
@@ -295,14 +341,17 @@ class StudioPage:
         """
         mix_a = {"text": text_a, "image": image_a, "audio": audio_a}
         mix_b = {"text": text_b, "image": image_b, "audio": audio_b}
-        result = self.service.morph(mix_a, mix_b, frames=frames, output=output, seed=seed, steps=steps, on_step=self._on_step(progress, request, "frames"),
-                                    use_image_prior=_snap(use_image_prior))
+        with self.running(request) as stop:
+            result = self.service.morph(
+                mix_a, mix_b, frames=frames, output=output, seed=seed, steps=steps, on_step=self._on_step(progress, "frames"),
+                use_image_prior=_snap(use_image_prior), visitor=self.visitor(request, token), stop=stop,
+            )
         images = [str(p) for p in result.files if p.suffix == ".png"]
         sounds = [str(p) for p in result.files if p.suffix == ".wav"]
         return images, (sounds[0] if sounds else None), "\n".join(result.captions), result.recipe
 
     @user_errors
-    def replay(self, recipe: Any, image: str | None = None, audio: str | None = None):
+    def replay(self, recipe: Any, image: str | None = None, audio: str | None = None, progress=PROGRESS, request: gr.Request = None):
         """Makes a recipe again: the same output, byte for byte, on the same machine.
 
         Args:
@@ -312,7 +361,8 @@ class StudioPage:
         Returns:
             Media files (with their recipe inside), captions, and the recipe.
         """
-        result = self.service.replay(recipe, image=image, audio=audio)
+        with self.running(request) as stop:
+            result = self.service.replay(recipe, image=image, audio=audio, visitor=self.visitor(request), on_step=self._on_step(progress), stop=stop)
         return [str(p) for p in result.files], result.captions, result.recipe
 
     @user_errors
@@ -345,7 +395,7 @@ class StudioPage:
         return self.service.shares(text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight))
 
     @user_errors
-    def history(self, limit: float = 20):
+    def history(self, limit: float = 20, request: gr.Request = None):
         """The newest items of the studio's history, each with its recipe.
 
         Args:
@@ -353,7 +403,7 @@ class StudioPage:
         Returns:
             A list of dicts: id, created, kind, output, captions, recipe.
         """
-        return self.service.history_list(limit)
+        return self.service.history_list(limit, visitor=self.visitor(request))
 
     # --- the Create tab ---------------------------------------------------------------------
 
@@ -363,29 +413,30 @@ class StudioPage:
 
     @user_errors
     def create(self, text, text_weight, image, image_weight, audio, audio_weight, output, seed, steps, guidance, variants, best_first, temperature, use_image_prior,
-               request: gr.Request):
+               token, request: gr.Request):
         """Create with live progress: yields a progress bar per denoising step, then the results."""
-        stop = self._stops.setdefault(_session(request), threading.Event())
-        stop.clear()
         updates: queue.Queue = queue.Queue()
+        visitor = self.visitor(request, token)
+        session = _session(request)
+        stop = self.runs.start(session, _event_id())
 
         def on_step(step, total, *preview):
-            if stop.is_set():
-                raise Cancelled()
             updates.put(("step", step, total, preview[0] if preview else None))
 
         def work():
             try:
                 updates.put(("done", self.service.mix(
                     text=text, image=image, audio=audio, weights=_weights(text_weight, image_weight, audio_weight),
-                    output=output, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=bool(best_first), temperature=temperature,
-                    use_image_prior=_snap(use_image_prior), on_step=on_step,
+                    output=output, seed=seed, steps=steps, guidance=guidance, variants=variants, best_first=_switch(best_first), temperature=temperature,
+                    use_image_prior=_snap(use_image_prior), on_step=on_step, visitor=visitor, stop=stop,
                 )))
             except BaseException as error:  # handed to the page below
                 updates.put(("error", error))
+            finally:
+                self.runs.finish(session, stop)
 
         threading.Thread(target=work, name="create", daemon=True).start()
-        yield {self.c["progress"]: progress_html(0, int(steps or 1), " (waiting for the studio)")}
+        yield {self.c["progress"]: progress_html(0, _whole(steps), " (waiting for the studio)")}
         while True:
             kind, *payload = updates.get()
             if kind == "step":
@@ -421,27 +472,22 @@ class StudioPage:
             update[player] = gr.update(value=sounds[i] if i < len(sounds) else None, visible=i < len(sounds))
         return update
 
-    def _on_step(self, progress: gr.Progress, request: gr.Request | None, unit: str = "steps"):
-        """Reports each step (or morph frame) to the page's progress bar and honours this user's Stop."""
-        stop = self._stops.setdefault(_session(request), threading.Event())
-        stop.clear()
+    @staticmethod
+    def _on_step(progress: gr.Progress, unit: str = "steps"):
+        """Reports each step (or morph frame) to the progress bar (the service honours Stop)."""
 
         def on_step(step, total, *_):
-            if stop.is_set():
-                raise Cancelled()
             progress((step, total), desc="denoising" if unit == "steps" else "morphing", unit=unit)
 
         return on_step
 
     def stop(self, request: gr.Request) -> None:
-        """Asks this user's running generation to stop at its next step."""
-        self._stops.setdefault(_session(request), threading.Event()).set()
+        """Asks this user's running generations to stop at their next step."""
+        self.runs.stop_session(_session(request))
 
     def forget(self, request: gr.Request) -> None:
-        """The page was closed: stop its work and forget it."""
-        stop = self._stops.pop(_session(request), None)
-        if stop is not None:
-            stop.set()
+        """The page was closed: stop its work."""
+        self.runs.stop_session(_session(request))
 
     def measure(self, text, text_weight, image, image_weight, audio, audio_weight):
         """The contribution meter for the current inputs (blank while they cannot be fused)."""
@@ -467,11 +513,11 @@ class StudioPage:
         return recipe, gr.update(visible=True), f"This file was made by the studio: {_recipe_summary(recipe)}."
 
     @user_errors
-    def restore(self, recipe):
+    def restore(self, recipe, token=None, request: gr.Request = None):
         """Loads a recipe into Create (or Morph) and switches to that tab."""
         if not recipe:
             raise ValueError("There is no recipe to restore.")
-        fields = self.service.recipe_fields(recipe)
+        fields = self.service.recipe_fields(recipe, visitor=self.visitor(request, token))
         return self._fill(fields)
 
     def _fill(self, fields: dict[str, Any]) -> dict:
@@ -499,26 +545,35 @@ class StudioPage:
 
     # --- the History tab ---------------------------------------------------------------------
 
-    def history_gallery(self):
-        """Thumbnails of the newest items and their ids."""
-        items = self.service.history.items(limit=60)
+    def welcome(self, token, request: gr.Request = None):
+        """The page opened: the browser's visitor token (a new one the first time) and its history."""
+        token = token if is_visitor_token(token) else new_visitor_token()
+        return (token, *self.history_gallery(token, request))
+
+    def history_gallery(self, token=None, request: gr.Request = None):
+        """Thumbnails of this visitor's newest items and their ids."""
+        history, visitor = self.service.history, self.visitor(request, token)
+        items = history.items(limit=60, owner=visitor)
         gallery = []
         for item in items:
             if "thumb.png" in item.files:
                 gallery.append((str(item.path("thumb.png")), _item_label(item)))
         ids = [item.id for item in items if "thumb.png" in item.files]
-        folder = self.service.history.folder
-        info = (
-            f"{len(self.service.history)} items, {self.service.history.total_bytes / 1e6:.1f} MB in `{folder}` "
-            f"(cap: {self.service.history.max_items} items, {self.service.history.max_bytes / 1e6:.0f} MB; oldest go first)."
-        )
+        if visitor is None:
+            where = f" in `{history.folder}`"
+            cap = f"cap: {history.max_items} items, {history.max_bytes / 1e6:.0f} MB"
+        else:  # a public studio never shows a server path, and counts only the visitor's own items
+            where = ", private to you" + (" (sign in to keep it across devices)" if visitor.startswith("browser:") else "")
+            cap = f"cap: {history.max_items_per_owner} items, {history.max_bytes_per_owner / 1e6:.0f} MB"
+        count = len(history.items(owner=visitor))
+        info = f"{count} items, {history.total_bytes_of(visitor) / 1e6:.1f} MB{where} ({cap}; oldest go first)."
         return gallery, ids, info
 
-    def select_item(self, ids: list[str], event: gr.SelectData):
+    def select_item(self, ids: list[str], token, event: gr.SelectData, request: gr.Request = None):
         """Shows the selected history item: its recipe, files and captions."""
         try:
-            item = self.service.history.get(ids[event.index])
-        except (ValueError, IndexError, TypeError):
+            item = self.service.history.get(ids[event.index], owner=self.visitor(request, token))
+        except (ValueError, IndexError, TypeError, KeyError):
             return None, "That item is gone; refresh the history.", None, None, ""
         details = f"**{_item_label(item)}** · {item.created} · {_recipe_summary(item.recipe)}"
         files = [str(p) for p in item.paths("output-")] + [str(p) for p in self.service.item_media(item).values()]
@@ -526,22 +581,25 @@ class StudioPage:
         return item.id, details, item.recipe, files or None, captions
 
     @user_errors
-    def load_item(self, item_id: str | None):
+    def load_item(self, item_id: str | None, token=None, request: gr.Request = None):
         """Loads the selected item's recipe (and its saved inputs) back into Create or Morph."""
         if not item_id:
             raise ValueError("Select an item of the history first.")
-        item = self.service.history.get(item_id)
-        fields = self.service.recipe_fields(item.recipe)
+        visitor = self.visitor(request, token)
+        item = self.service.history.get(item_id, owner=visitor)
+        fields = self.service.recipe_fields(item.recipe, visitor=visitor)
         for role, path in self.service.item_media(item).items():  # the item's own inputs, even if hashed alike elsewhere
             fields[role.replace("-", "_")] = path
+        if not all(path.is_file() for path in self.service.item_media(item).values()):
+            raise ValueError("That item is gone; refresh the history.")  # deleted since it was selected
         fields["note"] = ""
         return self._fill(fields)
 
     @user_errors
-    def delete_item(self, item_id: str | None):
+    def delete_item(self, item_id: str | None, token=None, request: gr.Request = None):
         if not item_id:
             raise ValueError("Select an item of the history first.")
-        self.service.history.delete(item_id)
+        self.service.history.delete(item_id, owner=self.visitor(request, token))
         return None
 
 
@@ -555,6 +613,22 @@ def _path(path) -> str | None:
 
 def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "anonymous"
+
+
+def _event_id() -> str | None:
+    """The Gradio event being processed (what an API cancel names), if any."""
+    from gradio.context import LocalContext
+
+    return LocalContext.event_id.get(None)
+
+
+def _switch(value):
+    """A checkbox as sent: left out (None) means off; anything but true or false reaches the service, which says what to fix."""
+    return False if value is None else value
+
+
+def _whole(steps) -> int:
+    return int(steps) if isinstance(steps, (int, float)) and not isinstance(steps, bool) and 1 <= steps <= MAX_STEPS else 1
 
 
 def _item_label(item) -> str:
@@ -575,14 +649,23 @@ def _item_label(item) -> str:
 # --- layout ----------------------------------------------------------------------------------
 
 
-def build_ui(service: StudioService, concurrency_limit: int = 1) -> gr.Blocks:
-    """The studio's page and API for ``service``; generation runs ``concurrency_limit`` at a time."""
-    page = StudioPage(service)
+def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = False, secret: str | None = None) -> gr.Blocks:
+    """The studio's page and API for ``service``; generation runs ``concurrency_limit`` at a time.
+
+    ``public`` (a shared Space) keeps each visitor's history private: by their Hugging Face
+    sign-in where the Space has one, else by a token kept in their browser (encrypted with
+    ``secret``, default ``$FUSION_STUDIO_SECRET`` or one kept in the history folder), else by
+    their API session.
+    """
+    page = StudioPage(service, public=public)
     steps, guidance = service.default_steps("image"), service.default_guidance("image")
     run = {"concurrency_limit": concurrency_limit, "concurrency_id": GENERATE}
     private = {"api_visibility": "private"}
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
+        visitor = gr.BrowserState(None, storage_key=VISITOR_KEY, secret=secret or browser_secret(service.history.folder))
+        if public and os.environ.get("OAUTH_CLIENT_ID"):  # a Space with hf_oauth: signing in keeps the history across devices
+            gr.LoginButton()
         if not service.is_trained:
             gr.Markdown("*These weights are not trained yet: outputs are noise, but every control works.*")
         with gr.Tabs() as tabs:
@@ -604,12 +687,12 @@ def build_ui(service: StudioService, concurrency_limit: int = 1) -> gr.Blocks:
         history_outputs = [hist["gallery"], hist["ids"], hist["info"]]
 
         def then_refresh(event):
-            return event.then(page.history_gallery, None, history_outputs, **private, show_progress="hidden")
+            return event.then(page.history_gallery, visitor, history_outputs, **private, show_progress="hidden")
 
         # Create
         inputs = [c[k] for k in CREATE_FIELDS]
         outputs = [c[k] for k in ("progress", "preview", "gallery", "captions", "meter", "recipe")] + c["sounds"]
-        create = c["create"].click(page.create, inputs, outputs, **private, **run, show_progress="minimal")
+        create = c["create"].click(page.create, inputs + [visitor], outputs, **private, **run, show_progress="minimal")
         then_refresh(create)
         c["stop"].click(page.stop, None, None, cancels=[create], queue=False, **private)
         c["dice"].click(page.dice, None, c["seed"], queue=False, **private)
@@ -624,25 +707,34 @@ def build_ui(service: StudioService, concurrency_limit: int = 1) -> gr.Blocks:
         for source in (c["image"], c["audio"], c["restore_file"]):
             source.upload(page.offer_recipe, source, [c["pending"], c["restore_row"], c["restore_message"]], **private, show_progress="hidden")
         restore_outputs = [c["tabs"], c["restore_row"], c["restore_note"]] + [c[k] for k in CREATE_FIELDS] + [m[k] for k in MORPH_FIELDS]
-        c["restore"].click(page.restore, c["pending"], restore_outputs, **private)
+        c["restore"].click(page.restore, [c["pending"], visitor], restore_outputs, **private)
 
-        # Describe, Hear, Search, Morph: public endpoints, driven by their tabs
-        then_refresh(d["button"].click(page.caption, [d["image"], d["audio"]], [d["captions"], d["recipe"]], api_name="caption", **run))
-        hear = h["button"].click(page.image_to_audio, [h["image"], h["seed"], h["steps"], h["guidance"]], [h["sound"], h["recipe"]], api_name="image_to_audio", **run)
+        # Describe, Hear, Search, Morph: the tabs' buttons (private: they carry the visitor's
+        # token) and the same actions as public endpoints
+        describe_io = ([d["image"], d["audio"]], [d["captions"], d["recipe"]])
+        gr.on([], page.caption, *describe_io, api_name="caption", **run)
+        then_refresh(d["button"].click(page.caption, describe_io[0] + [visitor], describe_io[1], **private, **run))
+        hear_io = ([h["image"], h["seed"], h["steps"], h["guidance"]], [h["sound"], h["recipe"]])
+        gr.on([], page.image_to_audio, *hear_io, api_name="image_to_audio", **run)
+        hear = h["button"].click(page.image_to_audio, hear_io[0] + [visitor], hear_io[1], **private, **run)
         then_refresh(hear)
         h["stop"].click(page.stop, None, None, cancels=[hear], queue=False, **private)
-        s["button"].click(page.search, [s["text"], s["image"], s["audio"], s["k"]], [s["gallery"], s["hits"]], api_name="search", concurrency_id="search", concurrency_limit=concurrency_limit)
-        morph_inputs = [m[k] for k in MORPH_FIELDS]
-        morph = m["button"].click(page.morph, morph_inputs, [m["gallery"], m["sound"], m["captions"], m["recipe"]], api_name="morph", **run)
+        search = {"concurrency_id": "search", "concurrency_limit": concurrency_limit}
+        search_io = ([s["text"], s["image"], s["audio"], s["k"]], [s["gallery"], s["hits"]])
+        gr.on([], page.search, *search_io, api_name="search", **search)
+        s["button"].click(page.search, search_io[0] + [visitor], search_io[1], **private, **search)
+        morph_io = ([m[k] for k in MORPH_FIELDS], [m["gallery"], m["sound"], m["captions"], m["recipe"]])
+        gr.on([], page.morph, *morph_io, api_name="morph", **run)
+        morph = m["button"].click(page.morph, morph_io[0] + [visitor], morph_io[1], **private, **run)
         then_refresh(morph)
-        m["stop"].click(None, None, None, cancels=[morph], queue=False, **private)  # the morph has no steps to stop at
+        m["stop"].click(page.stop, None, None, cancels=[morph], queue=False, **private)  # stops between frames
 
         # History
-        demo.load(page.history_gallery, None, history_outputs, **private)
-        hist["refresh"].click(page.history_gallery, None, history_outputs, **private)
-        hist["gallery"].select(page.select_item, hist["ids"], [hist["selected"], hist["details"], hist["recipe"], hist["files"], hist["captions"]], **private)
-        hist["load"].click(page.load_item, hist["selected"], restore_outputs, **private)
-        then_refresh(hist["delete"].click(page.delete_item, hist["selected"], hist["selected"], **private))
+        demo.load(page.welcome, visitor, [visitor] + history_outputs, **private)
+        hist["refresh"].click(page.history_gallery, visitor, history_outputs, **private)
+        hist["gallery"].select(page.select_item, [hist["ids"], visitor], [hist["selected"], hist["details"], hist["recipe"], hist["files"], hist["captions"]], **private)
+        hist["load"].click(page.load_item, [hist["selected"], visitor], restore_outputs, **private)
+        then_refresh(hist["delete"].click(page.delete_item, [hist["selected"], visitor], hist["selected"], **private))
         demo.unload(page.forget)
 
         # API-only endpoints (the page reaches the same actions through its tabs)
@@ -823,12 +915,41 @@ def _api_components(steps: int, guidance: float, temperature: float) -> dict:
     return a
 
 
-def launch_options(service: StudioService) -> dict[str, Any]:
+def launch_options(service: StudioService, public: bool = False, limits: Limits = LIMITS) -> dict[str, Any]:
     """``Blocks.launch`` settings the studio needs: no SSR (an advisory bites gradio 6.27 to 6.31
-    with it), an upload size cap, and no file access beyond the history folder."""
+    with it), an upload size cap, results handed out only through Gradio's cache, and the
+    ``Guard`` middleware (bounded requests, uploads and cache; API cancels; in a ``public``
+    studio no file of the history served by URL)."""
+    from gradio.utils import get_upload_folder
+
+    folder = str(service.history.folder)
+    guard = Middleware(Guard, runs=service.runs, limits=limits, private_folders=[folder] if public else [], cache_folder=get_upload_folder())
     return {
         "ssr_mode": False,
-        "max_file_size": MAX_FILE_SIZE,
-        "allowed_paths": [str(service.history.folder)],
+        "max_file_size": limits.upload_file_bytes,
+        "allowed_paths": [folder],  # so results can be copied into the cache; the Guard keeps the folder itself private
         "css": CSS,
+        "app_kwargs": {"middleware": [guard]},
     }
+
+
+def browser_secret(folder: str | os.PathLike) -> str:
+    """The key that encrypts visitors' tokens in their browsers: ``$FUSION_STUDIO_SECRET``, else
+    one made once and kept (readable by this user only) beside the history, so tokens outlive restarts."""
+    if os.environ.get("FUSION_STUDIO_SECRET"):
+        return os.environ["FUSION_STUDIO_SECRET"]
+    path = Path(folder) / ".browser-secret"
+    try:
+        return path.read_text("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        pass
+    secret = secrets.token_urlsafe(32)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secret)
+    except FileExistsError:
+        return path.read_text("ascii").strip()
+    except OSError:
+        pass  # a read-only folder: tokens then last until the studio restarts
+    return secret

@@ -170,20 +170,20 @@ def test_the_page_streams_progress_and_stops_on_request(service):
     page = StudioPage(service)
     page.c = {k: k for k in ("progress", "preview", "gallery", "captions", "meter", "recipe")} | {"sounds": ["s0", "s1", "s2", "s3"]}
     request = type("Request", (), {"session_hash": "abc"})()
-    updates = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, True, request))
+    updates = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, True, None, request))
     assert "Step 1 of 3" in updates[1]["progress"] and updates[-1]["recipe"]["steps"] == 3
     assert updates[-1]["gallery"]["value"][0][1] == "variant 1 · seed 0"
-    stopped = page.create("a bird", 1, None, 1, None, 1, "image", 0, 100, 3.0, 1, False, None, True, request)
+    stopped = page.create("a bird", 1, None, 1, None, 1, "image", 0, 100, 3.0, 1, False, None, True, None, request)
     next(stopped)
     page.stop(request)
     assert "Stopped" in list(stopped)[-1]["progress"]
-    ranked = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 2, 3.0, 3, True, 0.5, True, request))[-1]
+    ranked = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 2, 3.0, 3, True, 0.5, True, None, request))[-1]
     first = ranked["recipe"]["order"][0]
     assert ranked["gallery"]["value"][0][1] == f"variant 1 · seed {first}" and ranked["recipe"]["temperature"] == 0.5
     with pytest.raises(gr.Error, match="(?i)prompt|input|nothing"):  # bad input reaches the page as a clear message
-        list(page.create("", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, True, request))
+        list(page.create("", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, True, None, request))
     with pytest.raises(gr.Error, match="use_image_prior must be true or false"):  # not cast: "false" would read as true
-        list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, "false", request))
+        list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, "false", None, request))
 
 
 def test_the_page_meter_history_and_restore_helpers(service, tmp_path):
@@ -218,7 +218,7 @@ def test_the_page_meter_history_and_restore_helpers(service, tmp_path):
         (lambda s: s.morph({"text": "a"}, {"text": "b"}, use_image_prior=1), "use_image_prior must be true or false"),
         (lambda s: s.morph({"text": "a"}, {"text": " "}), "second mix is empty"),
         (lambda s: s.replay("{oops"), "not valid JSON"),
-        (lambda s: s.replay({"kind": "generate", "inputs": {"image_sha256": "0" * 64}, "output": "image"}), "has not seen"),
+        (lambda s: s.replay({"kind": "generate", "inputs": {"image_sha256": "0" * 64}, "output": "image"}), "not in your history"),
     ],
 )
 def test_bad_calls_raise_value_errors_that_say_what_to_fix(service, call, message):
