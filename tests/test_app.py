@@ -46,13 +46,13 @@ def make_service(pipeline, folder: Path, **history_options) -> StudioService:
     return service
 
 
-def launch(service: StudioService, queue_size: int = 8, **options):
+def launch(service: StudioService, queue_size: int = 8, public: bool = False, **options):
     """The app on a free local port, not blocking (close it with ``demo.close()``)."""
     from studio.ui import build_ui, launch_options
 
-    demo = build_ui(service)
+    demo = build_ui(service, public=public)
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **launch_options(service), **options)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, **launch_options(service, public=public), **options)
     return demo
 
 

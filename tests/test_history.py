@@ -98,3 +98,29 @@ def test_a_kill_mid_write_loses_or_corrupts_nothing(tmp_path):
             assert sorted(item.files) == [f"output-{i}.png" for i in range(4)]
             assert all(item.path(name).stat().st_size == 200_000 for name in item.files)
         assert not [p for p in (tmp_path / "items").iterdir() if p.name.startswith(".")]
+
+
+def test_owners_see_find_and_delete_only_their_own_items(tmp_path):
+    history = History(tmp_path)
+    media = {"media": [{"role": "image", "file": "input-image.png", "sha256": "abc"}]}
+    mine = history.add(dict(media), {"input-image.png": b"mine"}, owner="browser:a")
+    theirs = history.add(dict(media), {"input-image.png": b"theirs"}, owner="browser:b")
+    assert [i.id for i in history.items(owner="browser:a")] == [mine.id]
+    assert {i.id for i in history.items()} == {mine.id, theirs.id}  # a local run sees everything
+    with pytest.raises(ValueError, match="No such history item"):
+        history.get(theirs.id, owner="browser:a")
+    assert history.find_media("abc", owner="browser:a").read_bytes() == b"mine"
+    assert history.find_media("abc", owner="browser:c") is None
+    history.delete(theirs.id, owner="browser:a")  # not theirs to delete: nothing happens
+    assert theirs.id in history
+    assert History(tmp_path).get(mine.id, owner="browser:a").owner == "browser:a"  # the owner survives a restart
+
+
+def test_one_visitor_fills_only_their_own_share(tmp_path):
+    history = History(tmp_path, max_items=10, max_bytes=10_000, max_items_per_owner=3, max_bytes_per_owner=1_000)
+    others = [history.add({}, {"f": bytes(100)}, owner="browser:other").id for _ in range(2)]
+    flood = [history.add({}, {"f": bytes(400)}, owner="browser:flood").id for _ in range(6)]
+    assert [i.id for i in history.items(owner="browser:other", newest_first=False)] == others
+    assert [i.id for i in history.items(owner="browser:flood", newest_first=False)] == flood[-2:]  # 800 bytes of 1,000
+    huge = history.add({}, {"f": bytes(5_000)}, owner="browser:flood")  # alone over the visitor's cap: kept, theirs evicted
+    assert [i.id for i in history.items(owner="browser:flood")] == [huge.id] and len(history.items(owner="browser:other")) == 2
