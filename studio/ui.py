@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.exceptions import InvalidPathError
 from PIL import Image, UnidentifiedImageError
+from pydantic import ValidationError
 from starlette.middleware import Middleware
 
 from .guard import Guard, Limits, is_visitor_token, new_visitor_token, signed_in_user, visitor_key
@@ -91,6 +93,55 @@ def SafeImage(**options) -> gr.Image:  # noqa: N802  (reads like the component i
 
 def _user_error(message: str) -> gr.Error:
     return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
+def _cut(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def guard_inputs(demo: gr.Blocks) -> None:
+    """Every refusal before a handler runs gets a message too, never Gradio's bare ``{"error": null}``.
+
+    Each input component's ``preprocess`` is wrapped (its own messages are cut short and named
+    after the input; a crash on an odd value becomes "could not read"), and so is the demo's
+    ``preprocess_data``, where Gradio checks payload types and that files were uploaded.
+    """
+    for block in demo.blocks.values():
+        if isinstance(block, gr.components.Component) and not isinstance(block, (gr.State, gr.BrowserState)) and not getattr(block, "_guarded", False):
+            _guard_preprocess(block)
+    preprocess_data = demo.preprocess_data
+
+    async def checked(block_fn, inputs, state, *args, **kwargs):
+        try:
+            return await preprocess_data(block_fn, inputs, state, *args, **kwargs)
+        except gr.Error:
+            raise
+        except InvalidPathError as error:
+            raise _user_error("A file was not uploaded to this studio: send it through /gradio_api/upload first (gradio_client's handle_file does).") from error
+        except ValidationError as error:
+            problem = error.errors()[0] if error.errors() else {}
+            where = ".".join(str(part) for part in problem.get("loc", ())) or "an input"
+            raise _user_error(_cut(f"An input has the wrong form ({where}: {problem.get('msg', 'not valid')}).")) from error
+        except Exception as error:
+            raise _user_error(f"The request could not be read ({type(error).__name__}); check the number and types of the inputs.") from error
+
+    demo.preprocess_data = checked
+
+
+def _guard_preprocess(block) -> None:
+    preprocess = block.preprocess
+    label = getattr(block, "label", None) or type(block).__name__
+
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except gr.Error as error:
+            raise gr.Error(_cut(f"{label}: {html.escape(str(error.message), quote=False)}"), print_exception=False) from error
+        except Exception as error:
+            raise _user_error(f"{label}: could not read {_cut(repr(payload), 40)} ({type(error).__name__}).") from error
+
+    block.preprocess = checked
+    block._guarded = True
 
 
 def user_errors(fn):
@@ -746,6 +797,7 @@ def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = 
         gr.on([], page.read_recipe, [a["file"]], [a["recipe"]], api_name="read_recipe", queue=False)
         gr.on([], page.shares, [a["text"], a["text_weight"], a["image"], a["image_weight"], a["audio"], a["audio_weight"]], [a["shares"]], api_name="shares", concurrency_id="meter", concurrency_limit=1)
         gr.on([], page.history, [a["limit"]], [a["history"]], api_name="history", queue=False)
+    guard_inputs(demo)
     return demo
 
 
