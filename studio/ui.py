@@ -76,6 +76,7 @@ def SafeImage(**options) -> gr.Image:  # noqa: N802  (reads like the component i
     The instance's ``preprocess`` is wrapped rather than subclassed: a ``gr.Image`` subclass
     would make gradio write a ``.pyi`` stub beside this file.
     """
+    options.setdefault("image_mode", None)  # hand the file over as uploaded: the studio checks its size before decoding a pixel
     image = gr.Image(**options)
     preprocess = image.preprocess
 

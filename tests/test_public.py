@@ -208,3 +208,17 @@ def test_recipes_keep_their_limits_on_replay(app):
     deep = "[" * 100_000 + "]" * 100_000
     with pytest.raises(AppError, match="(?i)recipe"):
         client.predict(json.dumps({"kind": "generate", "x": "y"})[:-1] + ', "deep": ' + deep + "}", None, None, api_name="/replay")
+
+
+def test_the_longest_prompt_round_trips_through_its_png(service):
+    from studio.recipes import read_recipe
+
+    made = service.text_to_image("a" * 999 + "é", steps=1, visitor="browser:x")
+    assert read_recipe(made.files[0])["inputs"]["text"] == "a" * 999 + "é"
+    with pytest.raises(ValueError, match="keep it under 1,000"):
+        service.text_to_image("a" * 1001, steps=1)
+    with pytest.raises(ValueError, match="lone surrogate"):
+        service.text_to_image("a cat \ud800", steps=1)
+    for bad in (float("nan"), float("inf"), -float("inf"), "3", [3], True):
+        with pytest.raises(ValueError, match="seed must be a whole number"):
+            service.text_to_image("a cat", seed=bad, steps=1)
