@@ -121,6 +121,14 @@ class Runs:
             stop.set()
         return len(stops)
 
+    def stop_all(self) -> int:
+        """Stops every run (a server shutting down)."""
+        with self._lock:
+            stops = [stop for runs in self._runs.values() for stop in runs]
+        for stop in stops:
+            stop.set()
+        return len(stops)
+
     def running(self) -> int:
         with self._lock:
             return sum(len(runs) for runs in self._runs.values())
@@ -177,11 +185,14 @@ class Guard:
             await asyncio.to_thread(trim_folder, self.cache_folder, self.limits.cache_bytes, self.limits.cache_grace_s)
 
     def _is_private(self, requested: str) -> bool:
-        try:
-            target = Path(unquote(requested)).resolve()
-        except (OSError, ValueError, RuntimeError):
-            return True
-        return any(target == folder or folder in target.parents for folder in self.private_folders)
+        for form in {requested, unquote(requested)}:  # as routed, and decoded once more
+            try:
+                target = Path(form).resolve()
+            except (OSError, ValueError, RuntimeError):
+                return True
+            if any(target == folder or folder in target.parents for folder in self.private_folders):
+                return True
+        return False
 
     async def _bounded(self, scope, receive, upload: bool):
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope.get("headers", [])}

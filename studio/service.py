@@ -46,6 +46,7 @@ MAX_FRAMES = 8
 MAX_SEED = 2**31 - 17
 MAX_HITS = 24
 MAX_TEXT_CHARS = 1000  # a prompt; its recipe then fits well inside MAX_RECIPE_CHARS
+MAX_RECIPE_DEPTH = 6  # a morph's recipe nests 4 deep (recipe → mix_a → inputs → text)
 StepCallback = Callable[..., None]
 
 
@@ -460,7 +461,7 @@ class StudioService:
         recipe = read_recipe(path)
         if recipe is None:
             raise ValueError(f"{Path(path).name!r} holds no studio recipe: only images and sounds the studio made carry one.")
-        return recipe
+        return check_recipe(recipe)
 
     def recipe_fields(self, recipe: dict[str, Any] | str, visitor: str | None = None) -> dict[str, Any]:
         """A recipe as the page's fields, with its media found in ``visitor``'s history where possible.
@@ -594,7 +595,13 @@ def check_weights(weights: Any) -> dict[str, float]:
 
 
 def parse_recipe(recipe: Any) -> dict[str, Any]:
-    """A recipe dict (or its JSON text), checked to be one of the studio's and of a sane size."""
+    """A recipe dict (or its JSON text), checked to be one of the studio's and of a sane size and
+    depth, without the ``variant`` a file's copy carries."""
+    return {k: v for k, v in check_recipe(recipe).items() if k != "variant"}
+
+
+def check_recipe(recipe: Any) -> dict[str, Any]:
+    """``parse_recipe``'s checks, keeping every field."""
     if isinstance(recipe, str):
         if len(recipe) > MAX_RECIPE_CHARS:
             raise ValueError(f"The recipe is {len(recipe):,} characters long; a studio recipe is under {MAX_RECIPE_CHARS:,}.")
@@ -606,13 +613,23 @@ def parse_recipe(recipe: Any) -> dict[str, Any]:
             raise ValueError("The recipe is nested too deeply to be a studio recipe.") from None
     if not isinstance(recipe, dict) or recipe.get("kind") not in ("generate", "interpolate"):
         raise ValueError("Not a studio recipe: expected a JSON object with kind 'generate' or 'interpolate'.")
+    if _depth(recipe) > MAX_RECIPE_DEPTH:
+        raise ValueError("Not a studio recipe: it is nested too deeply.")
     try:
-        size = len(recipe_json(recipe))
-    except (RecursionError, TypeError, ValueError):
-        raise ValueError("Not a studio recipe: it is nested too deeply or holds values JSON cannot carry.") from None
+        size = len(recipe_json(recipe).encode("utf-8"))
+    except (RecursionError, TypeError, ValueError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        raise ValueError("Not a studio recipe: it holds values JSON cannot carry (or an invalid character).") from None
     if size > MAX_RECIPE_CHARS:
-        raise ValueError(f"The recipe is {size:,} characters long; a studio recipe is under {MAX_RECIPE_CHARS:,}.")
-    return {k: v for k, v in recipe.items() if k != "variant"}
+        raise ValueError(f"The recipe is {size:,} bytes long; a studio recipe is under {MAX_RECIPE_CHARS:,}.")
+    return recipe
+
+
+def _depth(value: Any, limit: int = MAX_RECIPE_DEPTH + 1) -> int:
+    """How deeply ``value`` nests lists and objects, counted no further than ``limit``."""
+    if limit <= 0 or not isinstance(value, (dict, list)):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
 
 
 def recipe_mix(part: dict[str, Any], where: str) -> tuple[str | None, dict[str, str], dict[str, float]]:
@@ -652,8 +669,8 @@ def _stop_if_asked(stop: threading.Event | None) -> None:
 
 def _clean_mix(mix: dict[str, Any] | None, which: str) -> dict[str, Any]:
     mix = {k: v for k, v in (mix or {}).items() if v is not None}
-    if isinstance(mix.get("text"), str) and not mix["text"].strip():
-        mix.pop("text")
+    if check_text(mix.get("text"), f"The {which} mix's text") is None:
+        mix.pop("text", None)
     if "weights" in mix:
         mix["weights"] = check_weights(mix["weights"])
     if not any(k in mix for k in ("text", "image", "audio")):

@@ -113,6 +113,7 @@ def guard_inputs(demo: gr.Blocks) -> None:
     preprocess_data = demo.preprocess_data
 
     async def checked(block_fn, inputs, state, *args, **kwargs):
+        _check_file_payloads(inputs)
         try:
             return await preprocess_data(block_fn, inputs, state, *args, **kwargs)
         except gr.Error:
@@ -127,6 +128,27 @@ def guard_inputs(demo: gr.Blocks) -> None:
             raise _user_error(f"The request could not be read ({type(error).__name__}); check the number and types of the inputs.") from error
 
     demo.preprocess_data = checked
+
+
+def _check_file_payloads(payload: Any, depth: int = 0) -> None:
+    """Every file an input names is a file (Gradio would otherwise take a folder, even its whole
+    upload folder, as an upload and later delete it)."""
+    if depth > 4:
+        return
+    if isinstance(payload, dict):
+        path = payload.get("path")
+        if isinstance(path, str) and not path.startswith(("http://", "https://", "data:")) and "meta" in payload:
+            try:
+                is_file = Path(path).is_file()
+            except (OSError, ValueError):
+                is_file = False
+            if not is_file:
+                raise _user_error("A file input names no uploaded file: send the file through /gradio_api/upload first (gradio_client's handle_file does).")
+        for value in payload.values():
+            _check_file_payloads(value, depth + 1)
+    elif isinstance(payload, list):
+        for value in payload[:64]:
+            _check_file_payloads(value, depth + 1)
 
 
 def _guard_preprocess(block) -> None:
@@ -809,7 +831,7 @@ def _weight(label: str) -> gr.Slider:
 def _settings(steps: int, guidance: float, seed_with_dice: bool = True) -> dict[str, Any]:
     parts: dict[str, Any] = {}
     with gr.Row(equal_height=True):
-        parts["seed"] = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3)
+        parts["seed"] = gr.Number(0, label="Seed", minimum=0, maximum=MAX_SEED, step=1, scale=3)  # no precision: 0.5 is refused, not rounded
         if seed_with_dice:
             parts["dice"] = gr.Button("🎲 Roll", scale=0, min_width=80, elem_id="dice")
     parts["steps"] = gr.Slider(1, MAX_STEPS, value=steps, step=1, label="Steps")
@@ -910,7 +932,7 @@ def _morph_tab(steps: int) -> dict:
         with gr.Column():
             m["output"] = gr.Radio(OUTPUT_CHOICES, value="image", label="Make")
             m["frames"] = gr.Slider(2, MAX_FRAMES, value=5, step=1, label="Frames")
-            m["seed"] = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED)
+            m["seed"] = gr.Number(0, label="Seed", minimum=0, maximum=MAX_SEED, step=1)
             m["steps"] = gr.Slider(1, MAX_STEPS, value=steps, step=1, label="Steps")
             m["use_image_prior"] = gr.Checkbox(True, label="Snap to training pictures", info=SNAP_INFO)
             with gr.Row():

@@ -222,3 +222,18 @@ def test_the_longest_prompt_round_trips_through_its_png(service):
     for bad in (float("nan"), float("inf"), -float("inf"), "3", [3], True):
         with pytest.raises(ValueError, match="seed must be a whole number"):
             service.text_to_image("a cat", seed=bad, steps=1)
+
+
+def test_a_signed_in_visitor_is_known_by_their_hugging_face_name_on_any_device(service):
+    page = StudioPage(service, public=True)
+
+    def request(session_hash: str, oauth: dict | None):
+        raw = type("Raw", (), {"session": {"oauth_info": oauth} if oauth else {}})()
+        return type("Request", (), {"session_hash": session_hash, "request": raw})()
+
+    signed_in = {"userinfo": {"preferred_username": "ada"}, "expires_at": time.time() + 3600}
+    laptop, phone = request("laptop", signed_in), request("phone", signed_in)
+    assert page.visitor(laptop, TOKEN_A) == page.visitor(phone, TOKEN_B) == visitor_key("user", "ada")
+    expired = {**signed_in, "expires_at": time.time() - 1}
+    assert page.visitor(request("laptop", expired), TOKEN_A) == visitor_key("browser", TOKEN_A)  # signed out: the browser's own
+    assert StudioPage(service).visitor(laptop, TOKEN_A) is None  # a local run: one shared history
