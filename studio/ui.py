@@ -136,7 +136,10 @@ def _check_file_payloads(payload: Any, depth: int = 0) -> None:
     if depth > 4:
         return
     if isinstance(payload, dict):
-        path = payload.get("path")
+        path, url = payload.get("path"), payload.get("url")
+        for inline in (path, url):
+            if isinstance(inline, str) and inline.startswith("data:") and len(inline) * 3 // 4 > LIMITS.upload_file_bytes:
+                raise _user_error(f"A file sent inline is over {LIMITS.upload_file_bytes >> 20} MB, the upload limit; send a smaller file.")
         if isinstance(path, str) and not path.startswith(("http://", "https://", "data:")) and "meta" in payload:
             try:
                 is_file = Path(path).is_file()
@@ -223,6 +226,7 @@ class StudioPage:
         self.service = service
         self.public = public
         self.runs = service.runs
+        self._tokens: dict[str, str] = {}  # page session → its browser's token, for events sent before the page stored it
 
     def visitor(self, request: gr.Request | None, token: Any = None) -> str | None:
         """Whose work this is. A local run has one user (``None``: the whole history); a public
@@ -233,9 +237,10 @@ class StudioPage:
         user = signed_in_user(request)
         if user:
             return visitor_key("user", user)
-        if is_visitor_token(token):
-            return visitor_key("browser", token)
         session = getattr(request, "session_hash", None)
+        token = token if is_visitor_token(token) else self._tokens.get(session or "")
+        if token:
+            return visitor_key("browser", token)
         return visitor_key("session", session) if session else visitor_key("call", secrets.token_hex(16))
 
     @contextlib.contextmanager
@@ -560,8 +565,9 @@ class StudioPage:
         self.runs.stop_session(_session(request))
 
     def forget(self, request: gr.Request) -> None:
-        """The page was closed: stop its work."""
+        """The page was closed: stop its work and forget its session."""
         self.runs.stop_session(_session(request))
+        self._tokens.pop(_session(request), None)
 
     def measure(self, text, text_weight, image, image_weight, audio, audio_weight):
         """The contribution meter for the current inputs (blank while they cannot be fused)."""
@@ -622,6 +628,9 @@ class StudioPage:
     def welcome(self, token, request: gr.Request = None):
         """The page opened: the browser's visitor token (a new one the first time) and its history."""
         token = token if is_visitor_token(token) else new_visitor_token()
+        session = getattr(request, "session_hash", None)
+        if self.public and session:
+            self._tokens[session] = token
         return (token, *self.history_gallery(token, request))
 
     def history_gallery(self, token=None, request: gr.Request = None):

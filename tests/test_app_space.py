@@ -35,6 +35,7 @@ def test_readme_front_matter_describes_a_gradio_space():
 def test_requirements_txt_is_generated_from_pyproject():
     current = (ROOT / "requirements.txt").read_text(encoding="utf-8")
     assert current == requirements_text(), "requirements.txt is stale: run `python -m studio.requirements`"
-    listed = [line for line in current.splitlines() if line and not line.startswith("#")]
+    assert current.count("--extra-index-url https://download.pytorch.org/whl/cpu\n") == 1  # a CPU Space gets CPU torch
+    listed = [line for line in current.splitlines() if line and not line.startswith(("#", "--"))]
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert listed == dependencies

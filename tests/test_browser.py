@@ -105,3 +105,35 @@ def test_create_hear_history_and_restore_in_a_browser(browser, app_url, tmp_path
     page.screenshot(path=shots / "4-restored.png", full_page=True)
     print(f"screenshots in {shots}")
     assert len(list(shots.glob("*.png"))) == 4
+
+
+@pytest.fixture(scope="module")
+def public_app(tiny_studio, tmp_path_factory):
+    service = make_service(tiny_studio.pipeline, tmp_path_factory.mktemp("public-browser-history"))
+    demo = launch(service, public=True)
+    yield demo.local_url, service
+    demo.close()
+
+
+def test_on_a_public_page_each_browser_keeps_its_own_history_across_reloads(browser, public_app):
+    url, service = public_app
+    mine = browser.new_context(viewport={"width": 1280, "height": 1400})
+    page = mine.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(url)
+    page.fill("#create-text textarea", "a blue kite")
+    set_steps(page, 1)
+    page.click("#create")
+    page.wait_for_selector("#progress:has-text('Done: 1 steps')")
+    page.reload()  # the browser keeps its token: the history is still there
+    page.get_by_role("tab", name="History").click()
+    page.wait_for_function("document.querySelectorAll('#history-gallery img').length == 1")
+    assert "private to you" in page.inner_text("body") and str(service.history.folder) not in page.content()
+    stranger = browser.new_context().new_page()  # another browser: its own, empty history
+    stranger.set_default_timeout(TIMEOUT)
+    stranger.goto(url)
+    stranger.get_by_role("tab", name="History").click()
+    stranger.wait_for_selector("text=private to you")
+    assert stranger.locator("#history-gallery img").count() == 0
+    assert len(service.history) == 1
+    mine.close()

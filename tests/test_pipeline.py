@@ -280,6 +280,24 @@ def test_trained_parts_save_weights_and_reload_as_trained(tiny_studio, tmp_path)
     assert getattr(reloaded.pipeline.joint, "is_trained", True) and not reloaded.is_trained
 
 
+def test_a_part_trained_or_edited_without_the_flag_keeps_its_weights(tiny_studio, tmp_path):
+    from core import load_studio
+
+    condition = tiny_studio.pipeline.audio_condition
+    original = {k: v.clone() for k, v in condition.state_dict().items()}
+    assert not getattr(condition, "is_trained", True)
+    try:
+        with torch.no_grad():  # a user's own training step, which sets no flag
+            next(condition.parameters()).add_(0.5)
+        tiny_studio.save_pretrained(tmp_path)
+    finally:
+        condition.load_state_dict(original)
+    assert list((tmp_path / "audio_condition").glob("*.safetensors"))  # written, not silently dropped
+    assert not list((tmp_path / "image_unet").glob("*.safetensors"))  # untouched since its seed: config only
+    reloaded = load_studio(tmp_path).pipeline.audio_condition
+    assert torch.equal(next(reloaded.parameters()), next(condition.parameters()) + 0.5)
+
+
 def test_trained_parts_can_be_saved_in_shards_and_reload_the_same(tiny_studio, tmp_path):
     from core import load_studio
 

@@ -93,7 +93,9 @@ def test_the_page_keeps_each_browser_to_its_own_history(app, service):
     assert made.item.id in service.history
     page.delete_item(made.item.id, TOKEN_A, request)
     assert made.item.id not in service.history
-    assert page.visitor(request, "not a token") == visitor_key("session", "page-session")  # a forged token is no one's
+    fresh = type("Request", (), {"session_hash": "fresh-session"})()
+    assert page.visitor(fresh, "not a token") == visitor_key("session", "fresh-session")  # a forged token is no one's
+    assert page.visitor(request, None) == page.visitor(request, page.welcome(None, request)[0])  # a click before the page stored its token
 
 
 def test_requests_and_uploads_are_bounded_with_a_message(app):
@@ -237,3 +239,12 @@ def test_a_signed_in_visitor_is_known_by_their_hugging_face_name_on_any_device(s
     expired = {**signed_in, "expires_at": time.time() - 1}
     assert page.visitor(request("laptop", expired), TOKEN_A) == visitor_key("browser", TOKEN_A)  # signed out: the browser's own
     assert StudioPage(service).visitor(laptop, TOKEN_A) is None  # a local run: one shared history
+
+
+def test_a_file_sent_inline_obeys_the_upload_cap(app):
+    limit = Limits().upload_file_bytes
+    inline = "data:image/png;base64," + "A" * (limit * 4 // 3 + 4000)  # decodes to just over the cap, under the body cap
+    answer = httpx.post(f"{app.local_url}gradio_api/call/caption", json={"data": [{"url": inline, "path": inline, "meta": {"_type": "gradio.FileData"}}, None]})
+    event = answer.json()["event_id"]
+    stream = httpx.get(f"{app.local_url}gradio_api/call/caption/{event}", timeout=60).text
+    assert "over 20 MB, the upload limit" in stream

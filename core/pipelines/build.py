@@ -10,6 +10,7 @@ the Hub (MiniLM, EfficientNet, CLIP) save only a reference.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from pathlib import Path
@@ -111,7 +112,9 @@ def build_studio_pipeline(
     for component in [audio_encoder, *components.values()]:
         if isinstance(component, torch.nn.Module):
             component.eval()
-            component.is_trained = getattr(component, "is_trained", False)
+            if getattr(component, "is_trained", False):
+                continue
+            mark_seeded(component)
     options = {**PIPELINE_SETTINGS[size], "preset": preset or size, "weights_version": "untrained", **settings}
     return StudioPipeline(
         text_encoder=text_encoder, image_encoder=image_encoder, audio_encoder=audio_encoder, **components, **options
@@ -138,10 +141,36 @@ def is_trained(component) -> bool:
     return getattr(component, "is_trained", True)
 
 
+def fingerprint(module: torch.nn.Module) -> str:
+    """A hash of every parameter and buffer: whether a part changed since it was made."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def mark_seeded(component: torch.nn.Module) -> None:
+    """Marks a part as made from its seed, untrained: while it stays untouched, saving writes its
+    config alone (loading rebuilds it from the seed)."""
+    component.is_trained = False
+    component.seeded_fingerprint = fingerprint(component)
+
+
+def is_untouched_seed(component) -> bool:
+    """An untrained part whose weights are still exactly those its seed made."""
+    return (
+        isinstance(component, torch.nn.Module) and not is_trained(component)
+        and getattr(component, "seeded_fingerprint", None) == fingerprint(component)
+    )
+
+
 def save_studio_pipeline(pipeline: StudioPipeline, folder: str | Path, max_shard_size: str | int | None = None) -> None:
-    """Writes ``model_index.json`` and each component: weights when trained, else its config alone.
-    With ``max_shard_size`` (``"9MB"``, say) a model's weights are split into safetensors shards
-    of at most that size (a single tensor larger than it stays whole)."""
+    """Writes ``model_index.json`` and each component with its weights; a part still exactly as
+    its seed made it (untrained and untouched) gets its config alone, and loads rebuilt from the
+    seed. A part someone trained or edited always keeps its weights. With ``max_shard_size``
+    (``"9MB"``, say) a model's weights are split into safetensors shards of at most that size (a
+    single tensor larger than it stays whole)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pipeline.save_config(folder)  # model_index.json: component classes and pipeline settings
@@ -149,10 +178,10 @@ def save_studio_pipeline(pipeline: StudioPipeline, folder: str | Path, max_shard
         if component is None:
             continue
         target = folder / name
-        if isinstance(component, CaptionDecoder) and not is_trained(component):
+        if isinstance(component, CaptionDecoder) and is_untouched_seed(component):
             component.save_config(target)
             component.tokenizer.save_pretrained(str(target / "tokenizer"))
-        elif isinstance(component, torch.nn.Module) and not is_trained(component):
+        elif is_untouched_seed(component):
             component.save_config(target)
         elif max_shard_size is not None and isinstance(component, ModelMixin):
             component.save_pretrained(target, max_shard_size=max_shard_size)
@@ -192,7 +221,7 @@ def load_component(component_class, folder: Path, seed: int):
             component.tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
         else:
             component = component_class.from_config(config)
-    component.is_trained = False
+    mark_seeded(component)
     return component.eval()
 
 
