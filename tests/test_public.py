@@ -95,7 +95,8 @@ def test_the_page_keeps_each_browser_to_its_own_history(app, service):
     assert made.item.id not in service.history
     fresh = type("Request", (), {"session_hash": "fresh-session"})()
     assert page.visitor(fresh, "not a token") == visitor_key("session", "fresh-session")  # a forged token is no one's
-    assert page.visitor(request, None) == page.visitor(request, page.welcome(None, request)[0])  # a click before the page stored its token
+    stored = page.welcome(None, request)[0]
+    assert page.visitor(request, None) == page.visitor(request, stored)  # a click before the page stored its token
 
 
 def test_requests_and_uploads_are_bounded_with_a_message(app):
@@ -244,7 +245,7 @@ def test_a_signed_in_visitor_is_known_by_their_hugging_face_name_on_any_device(s
 def test_a_file_sent_inline_obeys_the_upload_cap(app):
     limit = Limits().upload_file_bytes
     inline = "data:image/png;base64," + "A" * (limit * 4 // 3 + 4000)  # decodes to just over the cap, under the body cap
-    answer = httpx.post(f"{app.local_url}gradio_api/call/caption", json={"data": [{"url": inline, "path": inline, "meta": {"_type": "gradio.FileData"}}, None]})
+    answer = httpx.post(f"{app.local_url}gradio_api/call/caption", json={"data": [{"path": inline, "meta": {"_type": "gradio.FileData"}}, None]})
     event = answer.json()["event_id"]
     stream = httpx.get(f"{app.local_url}gradio_api/call/caption/{event}", timeout=60).text
     assert "over 20 MB, the upload limit" in stream
