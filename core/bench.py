@@ -201,14 +201,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(command: list[str], port: int, timeout: float = 120.0, env: dict | None = None) -> Iterator[float]:
+def serving(command: list[str], port: int, timeout: float = 120.0, env: dict | None = None, cwd: str | Path | None = None) -> Iterator[float]:
     """Starts ``command``, which serves http://127.0.0.1:``port``/, and yields the seconds until
     that page first answers 200, with the server still running; it is stopped on leaving. Raises
     ``RuntimeError`` with the end of its output if it exits first or does not answer within
     ``timeout``."""
     with tempfile.TemporaryFile() as log:
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         try:
             ready = exited = None
             while ready is None and exited is None and time.perf_counter() - start < timeout:

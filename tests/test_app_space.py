@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import gradio
+import httpx
 import yaml
 from packaging.requirements import Requirement
 
@@ -39,3 +45,54 @@ def test_requirements_txt_is_generated_from_pyproject():
     listed = [line for line in current.splitlines() if line and not line.startswith(("#", "--"))]
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert listed == dependencies
+
+
+def test_publishing_uploads_the_app_in_one_commit_and_leaves_tests_behind(tmp_path):
+    from studio.space import publish, requirements_text, space_files
+
+    files = space_files()
+    assert {"app.py", "README.md", "requirements.txt", "pyproject.toml", "assets/embedded/model_index.json"} <= set(files)
+    assert not any(name.startswith(("tests/", "experiments/", ".ci/")) for name in files)
+
+    class FakeHub:
+        def create_repo(self, repo_id, **options):
+            self.repo = (repo_id, options)
+
+        def create_commit(self, repo_id, operations, **options):
+            self.commit = {op.path_in_repo: op for op in operations}
+
+    hub = FakeHub()
+    assert publish("you/fusion-studio", gpu=True, api=hub) == files
+    assert hub.repo == ("you/fusion-studio", {"repo_type": "space", "space_sdk": "gradio", "private": False, "exist_ok": True})
+    assert set(hub.commit) == set(files)
+    uploaded = hub.commit["requirements.txt"].path_or_fileobj
+    uploaded = uploaded if isinstance(uploaded, bytes) else uploaded.getvalue()
+    assert uploaded.decode() == requirements_text(gpu=True) and "download.pytorch.org" not in uploaded.decode()  # a GPU Space: CUDA torch
+
+
+def test_a_clean_copy_resolves_its_requirements_and_serves_as_a_space(tmp_path):
+    from core.bench import free_port, serving
+    from studio.space import space_files
+
+    space = tmp_path / "space"
+    for name in space_files():
+        (space / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, space / name)
+    # torch's CPU index is unreachable from here: resolve the rest as pip would on the Space
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("".join(line + "\n" for line in (space / "requirements.txt").read_text().splitlines() if not line.startswith("--")))
+    report = tmp_path / "report.json"
+    resolved = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report), "-r", str(requirements)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert resolved.returncode == 0, resolved.stderr[-2000:]
+    names = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
+    assert {"torch", "gradio", "diffusers"} <= names
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "SPACE_ID": "you/fusion-studio",
+           "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "FUSION_STUDIO_HISTORY": str(tmp_path / "history")}
+    with serving([sys.executable, "app.py"], port, timeout=180, env=env, cwd=space):  # no make, no install
+        page = httpx.get(f"http://127.0.0.1:{port}/config", timeout=30)
+        assert page.status_code == 200
+    assert (tmp_path / "history" / "items").is_dir()
