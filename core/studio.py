@@ -77,6 +77,7 @@ class Studio:
 
     def __init__(self, pipeline: StudioPipeline):
         self.pipeline = pipeline
+        pipeline.set_progress_bar_config(disable=True)  # the facade reports steps through on_step
         self.gallery = LatentIndex()
         self.gallery_items: dict[str, dict[str, Any]] = {}
         self._media: OrderedDict[str, Any] = OrderedDict()
@@ -184,7 +185,7 @@ class Studio:
         check_weights(weights, text=text, image=image, audio=audio)
         callback = None
         if on_step is not None:
-            total = self.pipeline.resolve_defaults(output, steps, guidance)[0]
+            total = self.pipeline.resolve_defaults(output, steps, guidance)[0] * (num if output in ("image", "audio") else 1)  # variants run one after another
             show = previews and output == "image" and self.pipeline.image_hub_decoder is None
 
             def callback(pipeline, index, timestep, tensors):

@@ -181,7 +181,7 @@ def test_trained_and_untrained_studios_keep_their_state_through_a_round_trip(stu
 def test_embedded_preset_fits_the_shipped_size_cap(studio):
     """Trained parts ship as fp16 (the image bank's codes as int8): their parameters and buffers,
     plus the caption tokenizer, stay under 60 MB (60e6 bytes, not MiB)."""
-    learned = [c for name, c in studio.pipeline.components.items() if hasattr(c, "parameters") and name not in ("text_encoder", "image_encoder")]
+    learned = [c for name, c in studio.pipeline.parts.items() if hasattr(c, "parameters") and name not in ("text_encoder", "image_encoder")]
     tensors = sum(p.numel() * (2 if p.is_floating_point() else p.element_size()) for c in learned for p in [*c.parameters(), *c.buffers()])
     tokenizer = sum(f.stat().st_size for f in (core.studio.ASSETS / "embedded" / "caption_decoder" / "tokenizer").iterdir())
     assert tensors + tokenizer < 60e6

@@ -249,7 +249,7 @@ def real_samples(corpus: Path, test, rows: list[int]) -> dict:
 def notes(studio, trained: dict, proposed: Budget) -> list[str]:
     """Plain warnings about what makes these numbers less than the shipped model's fair result."""
     found = []
-    untrained = [name for name, c in studio.pipeline.components.items() if c is not None and not getattr(c, "is_trained", True)]
+    untrained = [name for name, c in studio.pipeline.parts.items() if c is not None and not getattr(c, "is_trained", True)]
     if untrained:
         found.append(f"The studio has untrained parts ({', '.join(untrained)}): these are not the numbers of trained weights.")
     for name, (_, info) in trained.items():

@@ -174,7 +174,7 @@ def save_studio_pipeline(pipeline: StudioPipeline, folder: str | Path, max_shard
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pipeline.save_config(folder)  # model_index.json: component classes and pipeline settings
-    for name, component in pipeline.components.items():
+    for name, component in pipeline.parts.items():
         if component is None:
             continue
         target = folder / name

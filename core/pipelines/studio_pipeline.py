@@ -18,6 +18,7 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -118,6 +119,12 @@ class StudioPipeline(DiffusionPipeline):
         "audio_hub_decoder",
         "image_prior",
     ]
+    settings_names = (
+        "preset", "weights_version", "vocoder", "mel_frames", "mel_mean", "mel_std", "default_steps", "default_guidance",
+        "prior_steps", "prior_guidance", "prior_temperature", "latent_temperature",
+    )
+    _callback_tensor_inputs = ["latents"]
+    model_cpu_offload_seq = "text_encoder->image_encoder->audio_encoder->joint->image_prior->image_condition->image_unet->image_vae->audio_condition->audio_unet"
 
     def __init__(
         self,
@@ -182,25 +189,124 @@ class StudioPipeline(DiffusionPipeline):
             latent_temperature=latent_temperature or {},
         )
         self._vocoder: Vocoder | None = None
+        self._guidance_scale: float | None = None
+        self._num_timesteps: int | None = None
+        self._interrupt = False
 
-    def save_pretrained(self, save_directory, max_shard_size: str | int | None = None, **kwargs) -> None:
-        """Writes the studio folder; untrained parts keep only their config (see ``pipelines.build``);
-        ``max_shard_size`` splits larger weights into shards."""
-        from .build import save_studio_pipeline
+    # --- diffusers conventions --------------------------------------------------------------
 
-        save_studio_pipeline(self, save_directory, max_shard_size)
+    @property
+    def parts(self) -> dict[str, Any]:
+        """The studio's parts (models, schedulers, references) by name, ``None`` where absent."""
+        return {name: getattr(self, name, None) for name in self.component_names}
+
+    @property
+    def components(self) -> dict[str, Any]:
+        """The parts and the settings: ``StudioPipeline(**pipe.components)`` rebuilds this pipeline,
+        its default steps, guidance and weights version included."""
+        return {**self.parts, **{name: self.config[name] for name in self.settings_names}}
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, device="cpu", **kwargs) -> StudioPipeline:
-        """Loads a studio folder with no network; config-only parts are rebuilt untrained from a seed."""
+    def from_pipe(cls, pipeline: StudioPipeline, **overrides) -> StudioPipeline:
+        """A new pipeline sharing ``pipeline``'s parts and settings, with ``overrides`` (parts or settings) swapped in."""
+        unknown = set(overrides) - set(cls.component_names) - set(cls.settings_names)
+        if unknown:
+            raise ValueError(f"from_pipe takes parts {list(cls.component_names)} and settings {list(cls.settings_names)}; got {sorted(unknown)}.")
+        return cls(**{**pipeline.components, **overrides})
+
+    @property
+    def guidance_scale(self) -> float | None:
+        """The guidance of the call in progress (or the last one)."""
+        return self._guidance_scale
+
+    @property
+    def num_timesteps(self) -> int | None:
+        """The denoising steps of the call in progress (or the last one)."""
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        """Set ``pipe._interrupt = True`` (from a step callback, say) to end the denoising early."""
+        return self._interrupt
+
+    def save_pretrained(
+        self, save_directory, max_shard_size: str | int | None = None, safe_serialization: bool = True, variant: str | None = None,
+        push_to_hub: bool = False, **kwargs,
+    ) -> None:
+        """Writes the studio folder (see ``pipelines.build.save_studio_pipeline``): every part's
+        weights as safetensors, except parts untouched since their seed, which keep only their
+        config. ``max_shard_size`` splits larger weights into shards; ``push_to_hub=True`` then
+        uploads the folder (``repo_id``, ``private``, ``token``, ``commit_message`` as in
+        ``push_to_hub``). Pickled weights and weight variants are not written: asking for them
+        raises rather than being ignored."""
+        from .build import save_studio_pipeline
+
+        if safe_serialization is not True:
+            raise ValueError("A studio saves safetensors only (safe_serialization=True): pickled weights are never written.")
+        if variant is not None:
+            raise ValueError("A studio folder holds one set of weights: save a variant (fp16, say) to a folder of its own.")
+        hub_options = {key: kwargs.pop(key) for key in ("repo_id", "private", "token", "commit_message") if key in kwargs}
+        if kwargs:
+            raise ValueError(f"Unknown save_pretrained arguments: {sorted(kwargs)}.")
+        save_studio_pipeline(self, save_directory, max_shard_size)
+        if push_to_hub:
+            self._upload(save_directory, hub_options.pop("repo_id", None) or Path(save_directory).name, **hub_options)
+
+    def push_to_hub(
+        self, repo_id: str, commit_message: str = "Upload a Fusion Studio", private: bool | None = None, token: str | None = None,
+        max_shard_size: str | int | None = "9MB",
+    ) -> str:
+        """Saves the studio and uploads it to the Hub model repository ``repo_id`` (created if
+        needed); returns the commit's URL. Weights are sharded under 10 MB by default."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            studio_folder = Path(folder) / "studio"
+            self.save_pretrained(studio_folder, max_shard_size=max_shard_size)
+            return self._upload(studio_folder, repo_id, commit_message=commit_message, private=private, token=token)
+
+    @staticmethod
+    def _upload(folder, repo_id: str, commit_message: str = "Upload a Fusion Studio", private: bool | None = None, token: str | None = None) -> str:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
+        return str(getattr(commit, "commit_url", commit))
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path, device="cpu", torch_dtype: torch.dtype | None = None, variant: str | None = None,
+        local_files_only: bool | None = None, token: str | None = None, revision: str | None = None, **overrides,
+    ) -> StudioPipeline:
+        """Loads a studio folder (or a Hub repository holding one: fetched with
+        ``huggingface_hub``, offline with ``local_files_only`` or ``HF_HUB_OFFLINE=1``);
+        config-only parts are rebuilt untrained from a seed. ``torch_dtype`` casts every model
+        part; ``overrides`` replace parts (``image_scheduler=...``) or settings. Anything else,
+        and ``variant`` (a studio folder has one set of weights), raises."""
         from .build import load_studio_pipeline
 
-        return load_studio_pipeline(pretrained_model_name_or_path, device=device)
+        if variant is not None:
+            raise ValueError("A studio folder holds one set of weights; variant= is not supported (load the folder saved for it).")
+        unknown = set(overrides) - set(cls.component_names) - set(cls.settings_names)
+        if unknown:
+            raise ValueError(f"Unknown from_pretrained arguments: {sorted(unknown)}; parts and settings may be overridden by name.")
+        folder = Path(pretrained_model_name_or_path)
+        if not folder.is_dir():
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(str(pretrained_model_name_or_path), local_files_only=bool(local_files_only), token=token, revision=revision))
+        pipeline = load_studio_pipeline(folder, device=device)
+        if overrides:
+            pipeline = cls.from_pipe(pipeline, **overrides).to(device)
+        if torch_dtype is not None:
+            pipeline.to(dtype=torch_dtype)
+        return pipeline
 
     @property
     def is_trained(self) -> bool:
         """Whether every learned part was loaded from trained weights."""
-        return all(getattr(c, "is_trained", True) for c in self.components.values() if c is not None)
+        return all(getattr(c, "is_trained", True) for c in self.parts.values() if c is not None)
 
     # --- 1. checking --------------------------------------------------------------------------
 
@@ -295,7 +401,12 @@ class StudioPipeline(DiffusionPipeline):
         conditional = projector(embeddings.to(unet.dtype))  # (N, K, C)
         guided = guidance != 1.0
         tokens = torch.cat([projector.null(count), conditional]) if guided else conditional
+        self._num_timesteps, self._guidance_scale = len(scheduler.timesteps), float(guidance)
+        progress = self.progress_bar(total=len(scheduler.timesteps))
         for index, timestep in enumerate(scheduler.timesteps):
+            if self.interrupt:
+                break
+            progress.update()
             model_input = torch.cat([latents, latents]) if guided else latents
             model_input = scheduler.scale_model_input(model_input, timestep)
             prediction = unet(model_input, timestep, encoder_hidden_states=tokens).sample
@@ -307,6 +418,7 @@ class StudioPipeline(DiffusionPipeline):
                 result = callback(self, index, int(timestep), {"latents": latents})
                 if result and "latents" in result:
                     latents = result["latents"]
+        progress.close()
         return latents
 
     def decode_image(self, embeddings, steps, guidance, generators, callback, scheduler_name) -> list[Image.Image]:
@@ -348,7 +460,21 @@ class StudioPipeline(DiffusionPipeline):
         self, z: torch.Tensor, output: str, steps: int, guidance: float, seed: int, callback: StepCallback | None = None, scheduler: str | None = None,
         caption_method: str = "beam", use_image_prior: bool = True,
     ) -> list[Any]:
-        """Joint latents ``[N, Z]`` → N outputs: each row's predicted embedding, decoded (row i uses ``seed + i``)."""
+        """Joint latents ``[N, Z]`` → N outputs: each row's predicted embedding, decoded (row i uses ``seed + i``).
+
+        Images and sounds are made one row at a time, so a variant is the same to the last bit as a
+        call for it alone (batched arithmetic rounds differently); the step callback then counts
+        on across the rows (row i's step k is ``i * steps + k``).
+        """
+        if output in ("image", "audio") and z.shape[0] > 1:
+            made = []
+            for row in range(z.shape[0]):
+                step = None
+                if callback is not None:
+                    def step(pipeline, index, timestep, tensors, offset=row * steps):
+                        return callback(pipeline, offset + index, timestep, tensors)
+                made += self.decode_latents(z[row : row + 1], output, steps, guidance, seed + row, step, scheduler, caption_method, use_image_prior)
+            return made
         target = OUTPUT_MODALITY[output]
         embeddings = self.predict_embedding(z, target, [seed + i for i in range(z.shape[0])], use_image_prior)  # (N, D)
         generators = [torch.Generator().manual_seed(seed + i) for i in range(z.shape[0])]
@@ -431,7 +557,9 @@ class StudioPipeline(DiffusionPipeline):
         best_first: bool = False,
         temperature: float | None = None,
         use_image_prior: bool = True,
-    ) -> StudioPipelineOutput:
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+        return_dict: bool = True,
+    ) -> StudioPipelineOutput | tuple:
         """Generates ``num_outputs`` images, sounds or captions from any weighted mix of inputs.
 
         Args:
@@ -454,7 +582,14 @@ class StudioPipeline(DiffusionPipeline):
             use_image_prior: images go through the studio's image prior where it has one (the
                 embedded preset's image bank snaps to the nearest training picture); false takes
                 the joint model's decoded mean, a blend that the decoder draws less sharply.
+            callback_on_step_end_tensor_inputs: the tensors the step callback receives (only
+                ``"latents"`` exists).
+            return_dict: ``False`` returns ``(outputs, recipe, shares, agreement)``.
         """
+        unknown = set(callback_on_step_end_tensor_inputs or []) - set(self._callback_tensor_inputs)
+        if unknown:
+            raise ValueError(f"callback_on_step_end_tensor_inputs may name only {self._callback_tensor_inputs}; got {sorted(unknown)}.")
+        self._interrupt = False
         weights = dict(weights or {})
         steps, guidance = self.resolve_defaults(output, num_inference_steps, guidance_scale)
         temperature = self.resolve_temperature(output, temperature)
@@ -497,7 +632,8 @@ class StudioPipeline(DiffusionPipeline):
         }
         shares = {m: float(posterior.shares[m][0]) for m in given}
         shares["prior"] = float(posterior.prior_share[0])
-        return StudioPipelineOutput(outputs=outputs, recipe=recipe, shares=shares, agreement=agreement)
+        result = StudioPipelineOutput(outputs=outputs, recipe=recipe, shares=shares, agreement=agreement)
+        return result if return_dict else (outputs, recipe, shares, agreement)
 
 
 def mel_frames_to_seconds(frames: int) -> float:

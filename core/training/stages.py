@@ -321,12 +321,12 @@ def stage_caption(run: Run, pipeline) -> bool:
 def stage_export(run: Run, pipeline, target: Path) -> None:
     """Assembles the trained parts (fp16 safetensors) and the untrained rest into ``target``, with
     the plan's default guidance."""
-    for name, component in list(pipeline.components.items()):
+    for name, component in list(pipeline.parts.items()):
         if component is not None and (run.parts / name).is_dir():
             setattr(pipeline, name, run.part(name, component))
     if not (run.parts / "image_prior").is_dir():
         pipeline.image_prior = None  # optional: without it, images come from the joint model's decoded mean
-    for name, component in pipeline.components.items():
+    for name, component in pipeline.parts.items():
         if isinstance(component, torch.nn.Module) and (run.parts / name).is_dir():
             component.to(torch.float16)  # shipped weights stay small; loading casts back to fp32
     sampling = run.plan.prior_sampling
@@ -367,7 +367,7 @@ def weights_digest(pipeline) -> str:
     """The first 8 hex digits of a SHA-256 over every module's weights: two exports of different
     weights never share a ``weights_version``, so a recipe tells which weights made it."""
     digest = hashlib.sha256()
-    for name, component in sorted(pipeline.components.items()):
+    for name, component in sorted(pipeline.parts.items()):
         if isinstance(component, torch.nn.Module):
             for key, tensor in sorted(component.state_dict().items()):
                 digest.update(f"{name}.{key}".encode())
