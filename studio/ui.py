@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from starlette.middleware import Middleware
 
 from .guard import Guard, Limits, is_visitor_token, new_visitor_token, signed_in_user, visitor_key
+from .mcp import serve_media
 from .service import (
     MAX_FRAMES,
     MAX_GUIDANCE,
@@ -231,7 +232,8 @@ class StudioPage:
     def visitor(self, request: gr.Request | None, token: Any = None) -> str | None:
         """Whose work this is. A local run has one user (``None``: the whole history); a public
         one keys each visitor's history by their Hugging Face sign-in, else by the token their
-        browser keeps, else (an API client) by the session."""
+        browser keeps, else (an MCP client) by the bearer token it sends, else (an API client)
+        by its session."""
         if not self.public:
             return None
         user = signed_in_user(request)
@@ -241,6 +243,9 @@ class StudioPage:
         token = token if is_visitor_token(token) else self._tokens.get(session or "")
         if token:
             return visitor_key("browser", token)
+        if _header(request, "mcp-protocol-version"):  # an MCP client: Gradio's stateless MCP server calls the API alike for all of them
+            bearer = _header(request, "authorization")  # the same token is the same visitor; without one, nothing stays listable
+            return visitor_key("token", bearer) if bearer else visitor_key("call", secrets.token_hex(16))
         return visitor_key("session", session) if session else visitor_key("call", secrets.token_hex(16))
 
     @contextlib.contextmanager
@@ -289,7 +294,7 @@ class StudioPage:
         """Hears an image: makes a sound from it.
 
         Args:
-            image: the image to hear.
+            image: the image to hear (through MCP: an http(s) URL or a data: URI).
             seed: fixes the randomness.
             steps: denoising steps (1 to 100; default: the studio's for the output).
             guidance: classifier-free guidance (0 to 20; default: the studio's for the output).
@@ -307,8 +312,8 @@ class StudioPage:
         """Describes an image, a sound or both in words.
 
         Args:
-            image: an image to describe (optional if a sound is given).
-            audio: a sound to describe (optional if an image is given).
+            image: an image to describe, optional if a sound is given (through MCP: an http(s) URL or a data: URI).
+            audio: a sound to describe, optional if an image is given (through MCP: an http(s) URL or a data: URI).
         Returns:
             The caption and the recipe.
         """
@@ -341,9 +346,9 @@ class StudioPage:
         Args:
             text: a prompt (empty: no text).
             text_weight: the text's weight (0 to 10; 0 leaves it out).
-            image: an image (optional).
+            image: an image, optional (through MCP: an http(s) URL or a data: URI).
             image_weight: the image's weight (0 to 10).
-            audio: a sound (optional).
+            audio: a sound, optional (through MCP: an http(s) URL or a data: URI).
             audio_weight: the sound's weight (0 to 10).
             output: "image", "sound" or "caption".
             seed: fixes the randomness (variant i uses seed + i).
@@ -698,6 +703,14 @@ def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "anonymous"
 
 
+def _header(request: gr.Request | None, name: str) -> str | None:
+    try:
+        value = request.headers.get(name) if request is not None else None
+    except AttributeError:
+        return None
+    return value if isinstance(value, str) and value else None
+
+
 def _event_id() -> str | None:
     """The Gradio event being processed (what an API cancel names), if any."""
     from gradio.context import LocalContext
@@ -830,6 +843,7 @@ def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = 
         gr.on([], page.shares, [a["text"], a["text_weight"], a["image"], a["image_weight"], a["audio"], a["audio_weight"]], [a["shares"]], api_name="shares", concurrency_id="meter", concurrency_limit=1)
         gr.on([], page.history, [a["limit"]], [a["history"]], api_name="history", queue=False)
     guard_inputs(demo)
+    serve_media()  # MCP tools answer with the images and sounds themselves
     return demo
 
 
@@ -990,6 +1004,8 @@ def _api_components(steps: int, guidance: float, temperature: float) -> dict:
         a["use_image_prior"] = gr.Checkbox(True, label="use_image_prior")
         a["limit"] = gr.Number(20, label="limit")
         a["recipe_in"] = gr.JSON(label="recipe")
+        # Gradio describes a JSON input as {"type": {}}, which no JSON Schema validator accepts
+        a["recipe_in"].api_info = lambda: {"type": "object", "additionalProperties": True, "description": "a studio recipe (a JSON object)"}
         a["file"] = gr.File(label="file", type="filepath")
         a["files"] = gr.File(label="files", file_count="multiple")
         a["captions"] = gr.JSON(label="captions")
