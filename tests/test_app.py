@@ -250,6 +250,12 @@ def test_every_action_is_a_documented_public_endpoint_and_helpers_are_private(ap
         assert all(p["parameter_name"] not in ("request", "progress") for p in api["named_endpoints"][name]["parameters"])
     private = {f.name for f in demo.fns.values() if f.api_visibility == "private"}
     assert {"create", "stop", "dice", "measure", "restore", "load_item"} <= private
+    for name, endpoint in api["named_endpoints"].items():
+        for parameter in endpoint["parameters"]:
+            assert parameter["python_type"]["description"], (name, parameter["parameter_name"])  # every parameter says what it is
+            if parameter["parameter_name"] in ("seed", "steps", "variants", "k", "frames", "limit"):
+                assert parameter["type"]["type"] == "integer", (name, parameter["parameter_name"])
+            assert parameter["example_input"] != "Hello!!", (name, parameter["parameter_name"])
 
 
 def test_text_to_image_read_recipe_and_replay_give_identical_pixels(app):

@@ -50,6 +50,8 @@ def test_tools_list_with_valid_schemas_that_document_media_inputs(mcp_url):
     for tool in tools.tools:
         jsonschema.Draft202012Validator.check_schema(tool.inputSchema)
     assert "data: URI" in by_name["image_to_audio"].inputSchema["properties"]["image"]["description"]
+    properties = by_name["text_to_image"].inputSchema["properties"]
+    assert properties["seed"]["type"] == properties["steps"]["type"] == properties["variants"]["type"] == "integer"
 
 
 def test_text_to_image_and_image_to_sound_return_decodable_media(mcp_url):
