@@ -328,6 +328,6 @@ def test_the_pipeline_takes_a_generator_instead_of_a_seed(tiny_studio):
 def test_live_previews_show_the_image_taking_shape(tiny_studio):
     previews = []
     result = tiny_studio.generate("image", text="a kite", steps=3, num=2, on_step=lambda i, n, p: previews.append((i, n, p)), previews=True)
-    assert [(i, n) for i, n, _ in previews] == [(1, 3), (2, 3), (3, 3)]
+    assert [(i, n) for i, n, _ in previews] == [(i, 6) for i in range(1, 7)]  # the variants one after another
     assert all(isinstance(p, Image.Image) and p.size == (64, 64) for _, _, p in previews)
-    assert same(previews[-1][2], result.outputs[0])  # the last preview is the first variant itself
+    assert same(previews[2][2], result.outputs[0]) and same(previews[-1][2], result.outputs[1])  # each variant's last preview is that variant
