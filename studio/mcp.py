@@ -5,6 +5,7 @@ and writes anything but a single image file as text (a list of files became a Py
 ``serve_media`` replaces how it turns outputs into content, for this app's server: every PNG
 or WAV an endpoint returns, alone or in a list, goes out as the file's own bytes (its recipe
 inside), followed by its URL; a recipe goes out as compact JSON text; other values as JSON too.
+Tools that take media say to pass them as URLs or data: URIs.
 """
 
 from __future__ import annotations
@@ -65,3 +66,5 @@ def serve_media() -> None:
     from gradio.mcp import GradioMCPServer
 
     GradioMCPServer.postprocess_output_data = media_content
+    # Gradio's own sentence points to an upload tool this server does not offer
+    GradioMCPServer._file_data_tool_description = property(lambda self: " Pass images and sounds as http(s) URLs or data: URIs.")

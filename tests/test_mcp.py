@@ -50,6 +50,7 @@ def test_tools_list_with_valid_schemas_that_document_media_inputs(mcp_url):
     for tool in tools.tools:
         jsonschema.Draft202012Validator.check_schema(tool.inputSchema)
     assert "data: URI" in by_name["image_to_audio"].inputSchema["properties"]["image"]["description"]
+    assert "data: URIs" in by_name["image_to_audio"].description and "upload_file_to_gradio" not in by_name["image_to_audio"].description
     properties = by_name["text_to_image"].inputSchema["properties"]
     assert properties["seed"]["type"] == properties["steps"]["type"] == properties["variants"]["type"] == "integer"
 
