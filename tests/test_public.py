@@ -112,7 +112,9 @@ def test_requests_and_uploads_are_bounded_with_a_message(app):
     assert answer.status_code == 200 and len(answer.json()) == 2
 
 
-def test_a_cancelled_api_job_stops_at_its_next_step_and_saves_nothing(app, service, monkeypatch):
+@pytest.fixture
+def slow_steps(service, monkeypatch):
+    """Every denoising step takes 50 ms more, so a run lasts long enough to be stopped."""
     original = service.studio.generate
 
     def slow(*args, on_step=None, **kwargs):
@@ -123,6 +125,9 @@ def test_a_cancelled_api_job_stops_at_its_next_step_and_saves_nothing(app, servi
         return original(*args, on_step=step, **kwargs)
 
     monkeypatch.setattr(service.studio, "generate", slow)
+
+
+def test_a_cancelled_api_job_stops_at_its_next_step_and_saves_nothing(app, service, slow_steps):
     client = Client(app.local_url, verbose=False)
     before = len(service.history)
     job = client.submit("a slow one", 0, 100, 3.0, 1, api_name="/text_to_image")
@@ -136,17 +141,7 @@ def test_a_cancelled_api_job_stops_at_its_next_step_and_saves_nothing(app, servi
     assert client.predict("the next one", 0, 1, 3.0, 1, api_name="/text_to_image")[0]  # the studio is free again
 
 
-def test_a_client_that_drops_its_stream_stops_its_run(app, service, monkeypatch):
-    original = service.studio.generate
-
-    def slow(*args, on_step=None, **kwargs):
-        def step(*values):
-            time.sleep(0.05)
-            on_step(*values)
-
-        return original(*args, on_step=step, **kwargs)
-
-    monkeypatch.setattr(service.studio, "generate", slow)
+def test_a_client_that_drops_its_stream_stops_its_run(app, service, slow_steps):
     url, before = app.local_url, len(service.history)
     session = "dropping-client"
     fn_index = next(i for i, f in app.fns.items() if f.api_name == "text_to_image")
