@@ -12,8 +12,8 @@ and a client that disconnects all end a run at its next step.
 - a request body is at most ``Limits.request_bytes`` (a file sent inline as a ``data:`` URL
   obeys the upload cap) and an upload at most ``Limits.upload_files`` files of
   ``Limits.upload_file_bytes``; more is refused with a message before it is read;
-- the upload cache is trimmed, oldest first, to ``Limits.cache_bytes`` after each upload, and
-  an upload is refused while the cache stays full of files younger than ``Limits.cache_grace_s``;
+- before each upload the upload cache is trimmed, oldest first, to ``Limits.cache_bytes``, and
+  the upload is refused while the cache stays full of files younger than ``Limits.cache_grace_s``;
 - a cancel request and a dropped event stream stop the runs they belong to.
 
 Everything here is plain ASGI and standard library: it reads only the request line, headers
@@ -181,8 +181,6 @@ class Guard:
         except _Refused as refusal:  # a body that grew past its cap while Gradio read it
             if not started:
                 await _answer(send, refusal.status, refusal.message)
-        if method == "POST" and path.endswith("/upload"):
-            await asyncio.to_thread(trim_folder, self.cache_folder, self.limits.cache_bytes, self.limits.cache_grace_s)
 
     def _is_private(self, requested: str) -> bool:
         for form in {requested, unquote(requested)}:  # as routed, and decoded once more
@@ -203,9 +201,9 @@ class Guard:
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > cap:
             raise _Refused(413, f"The request is too large ({int(length) / MB:.1f} MB). {what}.")
-        if upload and folder_bytes(self.cache_folder) > limits.cache_bytes:
-            await asyncio.to_thread(trim_folder, self.cache_folder, limits.cache_bytes, limits.cache_grace_s)
-            if folder_bytes(self.cache_folder) > limits.cache_bytes:
+        if upload:  # the walk runs off the event loop
+            left = await asyncio.to_thread(trim_folder, self.cache_folder, limits.cache_bytes, limits.cache_grace_s)
+            if left > limits.cache_bytes:
                 raise _Refused(507, "The studio's upload space is full right now; try again in a few minutes.")
         boundary = _boundary(headers.get("content-type", "")) if upload else None
         seen, parts, tail = 0, 0, b""
@@ -302,10 +300,6 @@ def _files(folder: Path) -> list[tuple[float, int, Path]]:
                 continue
             found.append((status.st_mtime, status.st_size, path))
     return found
-
-
-def folder_bytes(folder: str | os.PathLike) -> int:
-    return sum(size for _, size, _ in _files(Path(folder)))
 
 
 def trim_folder(folder: str | os.PathLike, max_bytes: int, grace_s: float = 0.0) -> int:

@@ -4,6 +4,7 @@ bounded, and a cancelled or abandoned run stops and saves nothing."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -179,8 +180,6 @@ def test_the_upload_cache_is_trimmed_oldest_first_sparing_young_files(tmp_path):
         path.parent.mkdir()
         path.write_bytes(bytes(100))
         stamp = time.time() - 1000 + i * 100
-        import os
-
         os.utime(path, (stamp, stamp))
     assert trim_folder(tmp_path, 250, grace_s=0) == 200
     assert sorted(p.parent.name for p in tmp_path.rglob("upload.bin")) == ["3", "4"]
@@ -244,3 +243,37 @@ def test_a_file_sent_inline_obeys_the_upload_cap(app):
     event = answer.json()["event_id"]
     stream = httpx.get(f"{app.local_url}gradio_api/call/caption/{event}", timeout=60).text
     assert "over 20 MB, the upload limit" in stream
+
+
+def test_uploads_wait_while_the_cache_is_full_of_young_files(tmp_path):
+    import asyncio
+
+    from studio.guard import Guard
+
+    (tmp_path / "recent.bin").write_bytes(bytes(500))
+    reached = []
+
+    async def inner(scope, receive, send):
+        reached.append(scope["path"])
+
+    guard = Guard(inner, Runs(), Limits(cache_bytes=100, cache_grace_s=3600), private_folders=[], cache_folder=tmp_path)
+    sent = []
+
+    async def call(path: str):
+        scope = {"type": "http", "method": "POST", "path": path, "headers": [(b"content-length", b"10")], "query_string": b""}
+
+        async def receive():
+            return {"type": "http.request", "body": b"0123456789", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await guard(scope, receive, send)
+
+    asyncio.run(call("/gradio_api/upload"))
+    assert sent[0]["status"] == 507 and b"upload space is full" in sent[1]["body"] and not reached
+    old = time.time() - 7200
+    os.utime(tmp_path / "recent.bin", (old, old))  # an hour past the grace: trimmed, and the upload goes through
+    sent.clear()
+    asyncio.run(call("/gradio_api/upload"))
+    assert reached == ["/gradio_api/upload"] and not (tmp_path / "recent.bin").exists()
