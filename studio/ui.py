@@ -760,7 +760,7 @@ def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = 
     with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         visitor = gr.BrowserState(None, storage_key=VISITOR_KEY, secret=secret or browser_secret(service.history.folder))
-        if public and os.environ.get("OAUTH_CLIENT_ID"):  # a Space with hf_oauth: signing in keeps the history across devices
+        if public and os.environ.get("OAUTH_CLIENT_ID") and os.environ.get("SPACE_ID"):  # a Space with hf_oauth: signing in keeps the history across devices
             gr.LoginButton()
         if not service.is_trained:
             gr.Markdown("*These weights are not trained yet: outputs are noise, but every control works.*")

@@ -277,3 +277,35 @@ def test_uploads_wait_while_the_cache_is_full_of_young_files(tmp_path):
     sent.clear()
     asyncio.run(call("/gradio_api/upload"))
     assert reached == ["/gradio_api/upload"] and not (tmp_path / "recent.bin").exists()
+
+
+def test_a_signed_in_visitor_on_a_space_keeps_their_history_on_any_device(tiny_studio, tmp_path, monkeypatch):
+    import base64
+    import hashlib
+
+    import gradio as gr
+    import gradio.oauth
+    import itsdangerous
+
+    settings = {"OAUTH_CLIENT_ID": "client", "OAUTH_CLIENT_SECRET": "secret", "OAUTH_SCOPES": "openid profile", "OPENID_PROVIDER_URL": "https://huggingface.co"}
+    for name, value in settings.items():  # what a Space with hf_oauth: true sets
+        monkeypatch.setenv(name, value)
+        monkeypatch.setattr(gradio.oauth, name, value)
+    monkeypatch.setenv("SPACE_ID", "you/fusion-studio")
+    monkeypatch.setattr(gradio.oauth, "get_space", lambda: "you/fusion-studio")  # Gradio's real OAuth routes, not its local mock
+    service = make_service(tiny_studio.pipeline, tmp_path / "history")
+    demo = launch(service, public=True)
+    try:
+        assert any(isinstance(block, gr.LoginButton) for block in demo.blocks.values())
+        # the session cookie Gradio's OAuth callback would set for "ada" (signed with the Space's secret)
+        session = {"oauth_info": {"userinfo": {"preferred_username": "ada"}, "expires_at": time.time() + 3600}}
+        signer = itsdangerous.TimestampSigner(hashlib.sha256(b"secret-v4").hexdigest())
+        cookie = signer.sign(base64.b64encode(json.dumps(session).encode())).decode()
+        laptop = Client(demo.local_url, verbose=False, headers={"Cookie": f"session={cookie}"})
+        laptop.predict("ada's kite", 0, 1, 3.0, 1, api_name="/text_to_image")
+        phone = Client(demo.local_url, verbose=False, headers={"Cookie": f"session={cookie}"})  # another device, another session
+        assert [entry["recipe"]["inputs"]["text"] for entry in phone.predict(10, api_name="/history")] == ["ada's kite"]
+        stranger = Client(demo.local_url, verbose=False)
+        assert stranger.predict(10, api_name="/history") == []
+    finally:
+        demo.close()
