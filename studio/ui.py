@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from gradio.exceptions import InvalidPathError
 from PIL import Image, UnidentifiedImageError
-from pydantic import ValidationError
 from starlette.middleware import Middleware
 
+from .api_docs import document_api
 from .guard import Guard, Limits, is_visitor_token, new_visitor_token, signed_in_user, visitor_key
 from .mcp import serve_media
+from .refusals import LIMITS, guard_inputs, user_error
 from .service import (
     MAX_FRAMES,
     MAX_GUIDANCE,
@@ -59,7 +59,6 @@ CREATE_FIELDS = [
 ]
 MORPH_FIELDS = ["text_a", "image_a", "audio_a", "text_b", "image_b", "audio_b", "output", "frames", "seed", "steps", "use_image_prior"]
 SNAP_INFO = "On: each image is a new drawing of the training picture nearest to the inputs (sharper). Off: of their blend (softer)."
-LIMITS = Limits()
 MAX_FILE_SIZE = LIMITS.upload_file_bytes
 DELETE_CACHE = (600, 3600)  # every 10 minutes, Gradio deletes cached uploads and results older than an hour
 VISITOR_KEY = "fusion-studio-visitor"  # the browser's localStorage key of an anonymous visitor's token
@@ -85,90 +84,12 @@ def SafeImage(**options) -> gr.Image:  # noqa: N802  (reads like the component i
         try:
             return preprocess(payload)
         except Image.DecompressionBombError as error:
-            raise _user_error("The image is too large to open safely; downscale it below 8000x8000 pixels.") from error
+            raise user_error("The image is too large to open safely; downscale it below 8000x8000 pixels.") from error
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise _user_error("Could not read the upload as an image; use a PNG, JPEG, GIF, BMP or WebP file.") from error
+            raise user_error("Could not read the upload as an image; use a PNG, JPEG, GIF, BMP or WebP file.") from error
 
     image.preprocess = checked
     return image
-
-
-def _user_error(message: str) -> gr.Error:
-    return gr.Error(html.escape(message, quote=False), print_exception=False)
-
-
-def _cut(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def guard_inputs(demo: gr.Blocks) -> None:
-    """Every refusal before a handler runs gets a message too, never Gradio's bare ``{"error": null}``.
-
-    Each input component's ``preprocess`` is wrapped (its own messages are cut short and named
-    after the input; a crash on an odd value becomes "could not read"), and so is the demo's
-    ``preprocess_data``, where Gradio checks payload types and that files were uploaded.
-    """
-    for block in demo.blocks.values():
-        if isinstance(block, gr.components.Component) and not isinstance(block, (gr.State, gr.BrowserState)) and not getattr(block, "_guarded", False):
-            _guard_preprocess(block)
-    preprocess_data = demo.preprocess_data
-
-    async def checked(block_fn, inputs, state, *args, **kwargs):
-        _check_file_payloads(inputs)
-        try:
-            return await preprocess_data(block_fn, inputs, state, *args, **kwargs)
-        except gr.Error:
-            raise
-        except InvalidPathError as error:
-            raise _user_error("A file was not uploaded to this studio: send it through /gradio_api/upload first (gradio_client's handle_file does).") from error
-        except ValidationError as error:
-            problem = error.errors()[0] if error.errors() else {}
-            where = ".".join(str(part) for part in problem.get("loc", ())) or "an input"
-            raise _user_error(_cut(f"An input has the wrong form ({where}: {problem.get('msg', 'not valid')}).")) from error
-        except Exception as error:
-            raise _user_error(f"The request could not be read ({type(error).__name__}); check the number and types of the inputs.") from error
-
-    demo.preprocess_data = checked
-
-
-def _check_file_payloads(payload: Any, depth: int = 0) -> None:
-    """Every file an input names is a file (Gradio would otherwise take a folder, even its whole
-    upload folder, as an upload and later delete it)."""
-    if depth > 4:
-        return
-    if isinstance(payload, dict):
-        path, url = payload.get("path"), payload.get("url")
-        for inline in (path, url):
-            if isinstance(inline, str) and inline.startswith("data:") and len(inline) * 3 // 4 > LIMITS.upload_file_bytes:
-                raise _user_error(f"A file sent inline is over {LIMITS.upload_file_bytes >> 20} MB, the upload limit; send a smaller file.")
-        if isinstance(path, str) and not path.startswith(("http://", "https://", "data:")) and "meta" in payload:
-            try:
-                is_file = Path(path).is_file()
-            except (OSError, ValueError):
-                is_file = False
-            if not is_file:
-                raise _user_error("A file input names no uploaded file: send the file through /gradio_api/upload first (gradio_client's handle_file does).")
-        for value in payload.values():
-            _check_file_payloads(value, depth + 1)
-    elif isinstance(payload, list):
-        for value in payload[:64]:
-            _check_file_payloads(value, depth + 1)
-
-
-def _guard_preprocess(block) -> None:
-    preprocess = block.preprocess
-    label = getattr(block, "label", None) or type(block).__name__
-
-    def checked(payload):
-        try:
-            return preprocess(payload)
-        except gr.Error as error:
-            raise gr.Error(_cut(f"{label}: {html.escape(str(error.message), quote=False)}"), print_exception=False) from error
-        except Exception as error:
-            raise _user_error(f"{label}: could not read {_cut(repr(payload), 40)} ({type(error).__name__}).") from error
-
-    block.preprocess = checked
-    block._guarded = True
 
 
 def user_errors(fn):
@@ -180,9 +101,9 @@ def user_errors(fn):
             try:
                 yield from fn(*args, **kwargs)
             except ValueError as error:
-                raise _user_error(str(error)) from error
+                raise user_error(str(error)) from error
             except Cancelled as error:
-                raise _user_error("Stopped.") from error
+                raise user_error("Stopped.") from error
 
         return generator
 
@@ -191,9 +112,9 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except ValueError as error:
-            raise _user_error(str(error)) from error
+            raise user_error(str(error)) from error
         except Cancelled as error:
-            raise _user_error("Stopped.") from error
+            raise user_error("Stopped.") from error
 
     return wrapper
 
@@ -779,7 +700,7 @@ def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = 
             with gr.Tab("History", id="history"):
                 hist = _history_tab()
         api = _api_components(steps, guidance, service.default_temperature("image"))
-        _document_api(api, d, h, s, m)
+        document_api(api, d, h, s, m)
 
         history_outputs = [hist["gallery"], hist["ids"], hist["info"]]
 
@@ -1014,55 +935,6 @@ def _api_components(steps: int, guidance: float, temperature: float) -> dict:
         a["recipe"] = gr.JSON(label="recipe")
         a["history"] = gr.JSON(label="history")
     return a
-
-
-def _api(component, description: str, whole: bool = False, example: Any = None):
-    """Describes an API parameter for ``view_api()`` and MCP (its JSON Schema, whole numbers as integers, a real example)."""
-    info = {**component.api_info_as_input(), "description": description, "additional_description": description}
-    if whole:
-        info["type"] = "integer"
-    component.api_info_as_input = lambda: info
-    if example is not None:
-        component.example_inputs = lambda: example
-    return component
-
-
-def _document_api(a: dict, d: dict, h: dict, s: dict, m: dict) -> None:
-    """Parameter descriptions, types and examples of the public endpoints, shared by the API and MCP."""
-    media = " (API: a file handle or URL; MCP: an http(s) URL or a data: URI)"
-    _api(a["text"], f"a prompt, at most {1000} characters", example="a red fire truck")
-    for name in ("text_weight", "image_weight", "audio_weight"):
-        _api(a[name], f"the {name.split('_')[0].replace('audio', 'sound')}'s weight, 0 to {MAX_WEIGHT:g} (0 leaves it out)", example=1.0)
-    _api(a["image"], "an image" + media)
-    _api(a["audio"], "a sound" + media)
-    _api(a["output"], 'what to make: "image", "sound" or "caption"', example="image")
-    _api(a["seed"], f"fixes the randomness, 0 to {MAX_SEED} (variant i uses seed + i)", whole=True, example=42)
-    _api(a["steps"], f"denoising steps, 1 to {MAX_STEPS}", whole=True, example=25)
-    _api(a["guidance"], f"classifier-free guidance, 0 to {MAX_GUIDANCE:g}", example=7.0)
-    _api(a["variants"], f"how many outputs, 1 to {MAX_VARIANTS}", whole=True, example=2)
-    _api(a["best_first"], "order the outputs by how well each matches the inputs", example=False)
-    _api(a["temperature"], f"variety, 0 to {MAX_TEMPERATURE:g}", example=0.0)
-    _api(a["use_image_prior"], "snap images to the nearest training picture", example=True)
-    _api(a["limit"], "how many history items, 1 to 1000", whole=True, example=20)
-    _api(a["recipe_in"], "a studio recipe (a JSON object), from /read_recipe or a result",
-         example={"kind": "generate", "output": "image", "inputs": {"text": "a red fire truck"}, "weights": {"text": 1.0}, "seed": 42, "steps": 25, "guidance": 7.0, "num_outputs": 1})
-    _api(a["file"], "a PNG or WAV the studio made" + media)
-    for image in (d["image"], h["image"], s["image"], m["image_a"], m["image_b"]):
-        _api(image, "an image" + media)
-    for audio in (d["audio"], s["audio"], m["audio_a"], m["audio_b"]):
-        _api(audio, "a sound" + media)
-    for seed in (h["seed"], m["seed"]):
-        _api(seed, f"fixes the randomness, 0 to {MAX_SEED}", whole=True, example=42)
-    for steps in (h["steps"], m["steps"]):
-        _api(steps, f"denoising steps, 1 to {MAX_STEPS}", whole=True, example=25)
-    _api(h["guidance"], f"classifier-free guidance, 0 to {MAX_GUIDANCE:g}", example=5.0)
-    _api(s["text"], "a text query", example="a yellow sun")
-    _api(s["k"], f"how many results, 1 to {MAX_HITS}", whole=True, example=8)
-    for side in "ab":
-        _api(m[f"text_{side}"], f"mix {side.upper()}'s text", example="a cat" if side == "a" else "a drum")
-    _api(m["output"], 'what to make: "image", "sound" or "caption"', example="image")
-    _api(m["frames"], f"frames along the way, 2 to {MAX_FRAMES}", whole=True, example=5)
-    _api(m["use_image_prior"], "snap each frame to the nearest training picture (false: morph the blend)", example=True)
 
 
 def launch_options(service: StudioService, public: bool = False, limits: Limits = LIMITS) -> dict[str, Any]:
