@@ -50,7 +50,7 @@ from .service import (
 TITLE = "Fusion Studio"
 INTRO = (
     "Mix a text, an image and a sound, each with a weight, and get images, sounds or captions. "
-    "The meter shows how much each input pulls on the fused latent."
+    "The meter shows how much each input shapes the result."
 )
 OUTPUT_CHOICES = ["image", "sound", "caption"]
 CREATE_FIELDS = [
@@ -67,7 +67,12 @@ GENERATE = "generate"  # the concurrency group of everything that runs the model
 CSS = """
 #progress .bar {height: 8px; background: #e5e7eb; border-radius: 4px; overflow: hidden}
 #progress .bar > div {height: 100%; background: #6366f1; transition: width .2s}
+.pixelated img {image-rendering: pixelated}
 """
+PIXELATED = ["pixelated"]  # small generated images are enlarged crisply (nearest neighbour), not blurred
+MEDIA_HEIGHT = 240  # an upload's preview keeps this height instead of collapsing
+METER_NAMES = {"text": "text", "image": "image", "audio": "sound", "prior": "chance"}
+EXAMPLE_PROMPTS = [["a red fire truck"], ["a yellow sun"], ["a cat"], ["a violin"], ["a green apple"]]
 
 
 def SafeImage(**options) -> gr.Image:  # noqa: N802  (reads like the component it makes)
@@ -613,7 +618,8 @@ class StudioPage:
 
 
 def _meter(shares: dict[str, float]) -> dict[str, float]:
-    return {{"audio": "sound"}.get(name, name): float(share) for name, share in shares.items()}
+    """Each input's share in plain words: text, image, sound, and chance (the prior's share)."""
+    return {METER_NAMES.get(name, name): float(share) for name, share in shares.items()}
 
 
 def _path(path) -> str | None:
@@ -788,8 +794,9 @@ def _create_tab(c: dict, steps: int, guidance: float, temperature: float) -> Non
     with gr.Row():
         with gr.Column():
             c["text"] = gr.Textbox(label="Text", placeholder="a red fire truck", elem_id="create-text")
+            gr.Examples(EXAMPLE_PROMPTS, inputs=c["text"], label="Try a prompt")
             c["text_weight"] = _weight("Text weight")
-            c["image"] = SafeImage(label="Image", type="filepath", elem_id="create-image")
+            c["image"] = SafeImage(label="Image", type="filepath", elem_id="create-image", height=MEDIA_HEIGHT)
             c["image_weight"] = _weight("Image weight")
             c["audio"] = gr.Audio(label="Sound", type="filepath", format=None, elem_id="create-audio")
             c["audio_weight"] = _weight("Sound weight")
@@ -810,11 +817,12 @@ def _create_tab(c: dict, steps: int, guidance: float, temperature: float) -> Non
             c["use_image_prior"] = gr.Checkbox(True, label="Snap to training pictures", info=SNAP_INFO)
             with gr.Row():
                 c["create"] = gr.Button("Create", variant="primary", elem_id="create")
-                c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop")
+                c["stop"] = gr.Button("Stop", variant="secondary", size="sm", scale=0, elem_id="stop")
             c["progress"] = gr.HTML(elem_id="progress")
-            c["preview"] = gr.Image(label="Live preview", visible=False, interactive=False)
-            c["meter"] = gr.Label(label="Each input's share of the fused latent", elem_id="meter")
-            c["gallery"] = gr.Gallery(label="Images", columns=2, height=340, object_fit="contain", format="png", elem_id="create-gallery", interactive=False)
+            c["preview"] = gr.Image(label="Live preview", visible=False, interactive=False, height=MEDIA_HEIGHT, elem_classes=PIXELATED)
+            c["meter"] = gr.Label(label="How much each input shapes the result (chance: what no input decides)", show_heading=False, elem_id="meter")
+            c["gallery"] = gr.Gallery(label="Images (64x64, enlarged without blur)", columns=2, height=340, object_fit="contain", format="png", elem_id="create-gallery",
+                                      interactive=False, elem_classes=PIXELATED)
             c["sounds"] = [gr.Audio(label=f"Sound {i + 1}", visible=False, interactive=False) for i in range(MAX_VARIANTS)]
             c["captions"] = gr.Textbox(label="Captions", visible=False, lines=2, interactive=False)
             with gr.Accordion("Recipe", open=False):
@@ -825,12 +833,13 @@ def _describe_tab() -> dict:
     d: dict[str, Any] = {}
     with gr.Row():
         with gr.Column():
-            d["image"] = SafeImage(label="Image", type="filepath", elem_id="describe-image")
+            d["image"] = SafeImage(label="Image", type="filepath", elem_id="describe-image", height=MEDIA_HEIGHT)
             d["audio"] = gr.Audio(label="Sound", type="filepath", format=None)
             d["button"] = gr.Button("Describe", variant="primary", elem_id="describe")
         with gr.Column():
             d["captions"] = gr.Textbox(label="Caption", lines=2, interactive=False, elem_id="describe-caption")
-            d["recipe"] = gr.JSON(label="Recipe")
+            with gr.Accordion("Recipe", open=False):
+                d["recipe"] = gr.JSON(label="Recipe")
     return d
 
 
@@ -838,14 +847,15 @@ def _hear_tab(steps: int, guidance: float) -> dict:
     h: dict[str, Any] = {}
     with gr.Row():
         with gr.Column():
-            h["image"] = SafeImage(label="Image", type="filepath", elem_id="hear-image")
+            h["image"] = SafeImage(label="Image", type="filepath", elem_id="hear-image", height=MEDIA_HEIGHT)
             h.update(_settings(steps, guidance, seed_with_dice=False))
             with gr.Row():
                 h["button"] = gr.Button("Hear", variant="primary", elem_id="hear")
-                h["stop"] = gr.Button("Stop", variant="stop")
+                h["stop"] = gr.Button("Stop", variant="secondary", size="sm", scale=0)
         with gr.Column():
             h["sound"] = gr.Audio(label="Sound", interactive=False, elem_id="hear-sound")
-            h["recipe"] = gr.JSON(label="Recipe")
+            with gr.Accordion("Recipe", open=False):
+                h["recipe"] = gr.JSON(label="Recipe")
     return h
 
 
@@ -855,13 +865,14 @@ def _search_tab() -> dict:
     with gr.Row():
         with gr.Column():
             s["text"] = gr.Textbox(label="Text", placeholder="a yellow sun")
-            s["image"] = SafeImage(label="Image", type="filepath")
+            s["image"] = SafeImage(label="Image", type="filepath", height=MEDIA_HEIGHT)
             s["audio"] = gr.Audio(label="Sound", type="filepath", format=None)
             s["k"] = gr.Slider(1, MAX_HITS, value=8, step=1, label="Results")
             s["button"] = gr.Button("Search", variant="primary", elem_id="search")
         with gr.Column():
             s["gallery"] = gr.Gallery(label="Nearest", columns=4, interactive=False)
-            s["hits"] = gr.JSON(label="Hits")
+            with gr.Accordion("Scores", open=False):
+                s["hits"] = gr.JSON(label="Hits")
     return s
 
 
@@ -872,7 +883,7 @@ def _morph_tab(steps: int) -> dict:
             with gr.Column():
                 gr.Markdown(f"### Mix {side.upper()}")
                 m[f"text_{side}"] = gr.Textbox(label="Text")
-                m[f"image_{side}"] = SafeImage(label="Image", type="filepath")
+                m[f"image_{side}"] = SafeImage(label="Image", type="filepath", height=MEDIA_HEIGHT)
                 m[f"audio_{side}"] = gr.Audio(label="Sound", type="filepath", format=None)
         with gr.Column():
             m["output"] = gr.Radio(OUTPUT_CHOICES, value="image", label="Make")
@@ -882,11 +893,12 @@ def _morph_tab(steps: int) -> dict:
             m["use_image_prior"] = gr.Checkbox(True, label="Snap to training pictures", info=SNAP_INFO)
             with gr.Row():
                 m["button"] = gr.Button("Morph", variant="primary", elem_id="morph")
-                m["stop"] = gr.Button("Stop", variant="stop")
-    m["gallery"] = gr.Gallery(label="Image strip", columns=MAX_FRAMES, interactive=False)
+                m["stop"] = gr.Button("Stop", variant="secondary", size="sm", scale=0)
+    m["gallery"] = gr.Gallery(label="Image strip", columns=MAX_FRAMES, interactive=False, elem_classes=PIXELATED)
     m["sound"] = gr.Audio(label="Sound sequence", interactive=False)
     m["captions"] = gr.Textbox(label="Captions", lines=3, interactive=False)
-    m["recipe"] = gr.JSON(label="Recipe")
+    with gr.Accordion("Recipe", open=False):
+        m["recipe"] = gr.JSON(label="Recipe")
     return m
 
 

@@ -191,7 +191,7 @@ def test_the_page_meter_history_and_restore_helpers(service, tmp_path):
 
     page = StudioPage(service)
     meter = page.measure("a bird", 1.0, None, 1.0, str(ROOT / "assets" / "examples" / "red-circle.wav"), 2.0)
-    assert set(meter) == {"text", "sound", "prior"} and sum(meter.values()) == pytest.approx(1.0, abs=1e-4)
+    assert set(meter) == {"text", "sound", "chance"} and sum(meter.values()) == pytest.approx(1.0, abs=1e-4)  # plain words
     assert page.measure("", 1.0, None, 1.0, None, 1.0) is None  # nothing to fuse yet: a blank meter, no error
     made = service.text_to_image("a kite", steps=1)
     recipe, banner, message = page.offer_recipe(str(made.files[0]))
