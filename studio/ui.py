@@ -557,12 +557,13 @@ class StudioPage:
     # --- the History tab ---------------------------------------------------------------------
 
     def welcome(self, token, request: gr.Request = None):
-        """The page opened: the browser's visitor token (a new one the first time) and its history."""
+        """The page opened: the browser's visitor token (a new one the first time), its history,
+        and a random seed for Create (the recipe keeps whichever seed is used)."""
         token = token if is_visitor_token(token) else new_visitor_token()
         session = getattr(request, "session_hash", None)
         if self.public and session:
             self._tokens[session] = token
-        return (token, *self.history_gallery(token, request))
+        return (token, *self.history_gallery(token, request), self.dice())
 
     def history_gallery(self, token=None, request: gr.Request = None):
         """Thumbnails of this visitor's newest items and their ids."""
@@ -615,6 +616,11 @@ class StudioPage:
             raise ValueError("Select an item of the history first.")
         self.service.history.delete(item_id, owner=self.visitor(request, token))
         return None
+
+
+def _morph_panels(output: str):
+    """Morph shows the panel of what it makes: the image strip, the sound sequence or the captions."""
+    return gr.update(visible=output == "image"), gr.update(visible=output == "sound"), gr.update(visible=output == "caption")
 
 
 def _meter(shares: dict[str, float]) -> dict[str, float]:
@@ -754,7 +760,8 @@ def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = 
         m["stop"].click(page.stop, None, None, cancels=[morph], queue=False, **private)  # stops between frames
 
         # History
-        demo.load(page.welcome, visitor, [visitor] + history_outputs, **private)
+        demo.load(page.welcome, visitor, [visitor] + history_outputs + [c["seed"]], **private)
+        m["output"].change(_morph_panels, m["output"], [m["gallery"], m["sound"], m["captions"]], queue=False, **private)
         hist["refresh"].click(page.history_gallery, visitor, history_outputs, **private)
         hist["gallery"].select(page.select_item, [hist["ids"], visitor], [hist["selected"], hist["details"], hist["recipe"], hist["files"], hist["captions"]], **private)
         hist["load"].click(page.load_item, [hist["selected"], visitor], restore_outputs, **private)
@@ -895,8 +902,8 @@ def _morph_tab(steps: int) -> dict:
                 m["button"] = gr.Button("Morph", variant="primary", elem_id="morph")
                 m["stop"] = gr.Button("Stop", variant="secondary", size="sm", scale=0)
     m["gallery"] = gr.Gallery(label="Image strip", columns=MAX_FRAMES, interactive=False, elem_classes=PIXELATED)
-    m["sound"] = gr.Audio(label="Sound sequence", interactive=False)
-    m["captions"] = gr.Textbox(label="Captions", lines=3, interactive=False)
+    m["sound"] = gr.Audio(label="Sound sequence", interactive=False, visible=False)
+    m["captions"] = gr.Textbox(label="Captions", lines=3, interactive=False, visible=False)
     with gr.Accordion("Recipe", open=False):
         m["recipe"] = gr.JSON(label="Recipe")
     return m

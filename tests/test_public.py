@@ -16,6 +16,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from studio.guard import Limits, Runs, trim_folder, visitor_key
+from studio.service import MAX_SEED
 from studio.ui import StudioPage
 
 from .test_app import launch, make_service
@@ -78,10 +79,11 @@ def test_the_page_keeps_each_browser_to_its_own_history(app, service):
     page = StudioPage(service, public=True)
     request = type("Request", (), {"session_hash": "page-session"})()
     made = service.text_to_image("a kite", steps=1, visitor=page.visitor(request, TOKEN_A))
-    token, gallery, ids, info = page.welcome(TOKEN_A, request)
+    token, gallery, ids, info, seed = page.welcome(TOKEN_A, request)
     assert token == TOKEN_A and made.item.id in ids
     assert str(service.history.folder) not in info and "private to you" in info
-    new_token, _, other_ids, _ = page.welcome(None, request)  # a first visit gets a fresh token
+    new_token, _, other_ids, _, other_seed = page.welcome(None, request)  # a first visit gets a fresh token, and a random seed
+    assert 0 <= seed <= MAX_SEED and seed != other_seed
     assert new_token not in (TOKEN_A, None) and made.item.id not in other_ids
     _, other_ids, _ = page.history_gallery(TOKEN_B, request)
     assert made.item.id not in other_ids
