@@ -124,9 +124,10 @@ def user_errors(fn):
     return wrapper
 
 
-def progress_html(step: int, total: int, note: str = "") -> str:
+def progress_html(step: int, total: int, note: str = "", done: bool = False) -> str:
+    """The progress bar; the last step says "finishing" until the result is there (a sound is still being vocoded)."""
     percent = 100 * step / max(total, 1)
-    label = f"Step {step} of {total}" if step < total else f"Done: {total} steps"
+    label = f"Done: {total} steps" if done else f"Step {step} of {total}" + (", finishing" if step >= total else "")
     return f'<div class="bar"><div style="width:{percent:.0f}%"></div></div><small>{label}{html.escape(note)}</small>'
 
 
@@ -459,6 +460,7 @@ class StudioPage:
                 if isinstance(payload[0], Cancelled):
                     yield {self.c["progress"]: "<small>Stopped.</small>"}
                     return
+                yield {self.c["progress"]: "", self.c["preview"]: gr.update(visible=False)}  # no stale "Step 0 of 25" beside the error
                 raise payload[0]
             else:
                 yield self._show_result(payload[0])
@@ -471,7 +473,7 @@ class StudioPage:
         images = [(str(p), f"variant {i + 1} · seed {result.recipe['seed'] + order[i]}") for i, p in enumerate(result.files) if p.suffix == ".png"]
         sounds = [str(p) for p in result.files if p.suffix == ".wav"]
         update = {
-            c["progress"]: progress_html(result.recipe.get("steps", 1), result.recipe.get("steps", 1)),
+            c["progress"]: progress_html(result.recipe.get("steps", 1), result.recipe.get("steps", 1), done=True),
             c["preview"]: gr.update(visible=False),
             c["gallery"]: gr.update(value=images or None, visible=output == "image"),
             c["captions"]: gr.update(value="\n".join(result.captions), visible=output == "caption"),

@@ -172,6 +172,7 @@ def test_the_page_streams_progress_and_stops_on_request(service):
     request = type("Request", (), {"session_hash": "abc"})()
     updates = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, True, None, request))
     assert "Step 1 of 3" in updates[1]["progress"] and updates[-1]["recipe"]["steps"] == 3
+    assert "finishing" in updates[-2]["progress"] and "Done: 3 steps" in updates[-1]["progress"]  # "Done" only once the result is there
     assert updates[-1]["gallery"]["value"][0][1] == "variant 1 · seed 0"
     stopped = page.create("a bird", 1, None, 1, None, 1, "image", 0, 100, 3.0, 1, False, None, True, None, request)
     next(stopped)
@@ -180,8 +181,10 @@ def test_the_page_streams_progress_and_stops_on_request(service):
     ranked = list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 2, 3.0, 3, True, 0.5, True, None, request))[-1]
     first = ranked["recipe"]["order"][0]
     assert ranked["gallery"]["value"][0][1] == f"variant 1 · seed {first}" and ranked["recipe"]["temperature"] == 0.5
+    failing = page.create("", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, True, None, request)
+    assert "waiting" in next(failing)["progress"] and next(failing)["progress"] == ""  # the bar is cleared beside the error
     with pytest.raises(gr.Error, match="(?i)prompt|input|nothing"):  # bad input reaches the page as a clear message
-        list(page.create("", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, True, None, request))
+        next(failing)
     with pytest.raises(gr.Error, match="use_image_prior must be true or false"):  # not cast: "false" would read as true
         list(page.create("a bird", 1, None, 1, None, 1, "image", 0, 3, 3.0, 1, False, None, "false", None, request))
 
