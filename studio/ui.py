@@ -71,6 +71,8 @@ CSS = """
 """
 PIXELATED = ["pixelated"]  # small generated images are enlarged crisply (nearest neighbour), not blurred
 MEDIA_HEIGHT = 240  # an upload's preview keeps this height instead of collapsing
+# asked in the browser before the item goes; declining stops the event before it reaches the server
+CONFIRM_DELETE = "(item, token) => { if (!confirm('Delete this item and its files for good?')) throw new Error('kept'); return [item, token]; }"
 METER_NAMES = {"text": "text", "image": "image", "audio": "sound", "prior": "chance"}
 EXAMPLE_PROMPTS = [["a red fire truck"], ["a yellow sun"], ["a cat"], ["a violin"], ["a green apple"]]
 
@@ -767,7 +769,7 @@ def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = 
         hist["refresh"].click(page.history_gallery, visitor, history_outputs, **private)
         hist["gallery"].select(page.select_item, [hist["ids"], visitor], [hist["selected"], hist["details"], hist["recipe"], hist["files"], hist["captions"]], **private)
         hist["load"].click(page.load_item, [hist["selected"], visitor], restore_outputs, **private)
-        then_refresh(hist["delete"].click(page.delete_item, [hist["selected"], visitor], hist["selected"], **private))
+        then_refresh(hist["delete"].click(page.delete_item, [hist["selected"], visitor], hist["selected"], js=CONFIRM_DELETE, **private))
         demo.unload(page.forget)
 
         # API-only endpoints (the page reaches the same actions through its tabs)
@@ -921,7 +923,7 @@ def _history_tab() -> dict:
     hist["details"] = gr.Markdown()
     with gr.Row():
         hist["load"] = gr.Button("Load into Create", variant="primary", elem_id="history-load")
-        hist["delete"] = gr.Button("Delete", variant="stop")
+        hist["delete"] = gr.Button("Delete", variant="stop", elem_id="history-delete")
     hist["captions"] = gr.Textbox(label="Captions", interactive=False)
     hist["files"] = gr.File(label="Download", file_count="multiple", interactive=False, elem_id="history-files")
     hist["recipe"] = gr.JSON(label="Recipe")

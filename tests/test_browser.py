@@ -37,10 +37,10 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def app_url(tiny_studio, tmp_path_factory):
+def local_app(tiny_studio, tmp_path_factory):
     service = make_service(tiny_studio.pipeline, tmp_path_factory.mktemp("browser-history"))
     demo = launch(service)
-    yield demo.local_url
+    yield demo.local_url, service
     demo.close()
 
 
@@ -56,7 +56,8 @@ def set_steps(page, count: int, index: int = 0) -> None:
     box.press("Enter")
 
 
-def test_create_hear_history_and_restore_in_a_browser(browser, app_url, tmp_path):
+def test_create_hear_history_and_restore_in_a_browser(browser, local_app, tmp_path):
+    app_url, service = local_app
     shots = tmp_path / "screenshots"
     shots.mkdir()
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
@@ -90,6 +91,10 @@ def test_create_hear_history_and_restore_in_a_browser(browser, app_url, tmp_path
     page.wait_for_function("document.querySelectorAll('#history-gallery img').length >= 2")
     page.locator("#history-gallery button.thumbnail-item").first.click()
     page.wait_for_selector("#history-files a[download='output-0.wav']")  # its files, to download
+    page.once("dialog", lambda dialog: dialog.dismiss())  # "Delete this item ...?" declined: it stays
+    page.click("#history-delete")
+    page.wait_for_timeout(1000)
+    assert len(service.history) == 2
     page.click("#history-load")
     page.wait_for_selector("#create-image img")  # the saved input image came back
     assert page.locator("#create-text textarea").input_value() == ""
@@ -103,6 +108,17 @@ def test_create_hear_history_and_restore_in_a_browser(browser, app_url, tmp_path
     page.wait_for_function("document.querySelector('#create-text textarea').value === 'a red fire truck'")
     assert page.locator("#create-output").get_by_label("image", exact=True).is_checked()
     page.screenshot(path=shots / "4-restored.png", full_page=True)
+
+    # Delete, confirmed this time
+    page.get_by_role("tab", name="History").click()
+    page.locator("#history-gallery button.thumbnail-item").first.click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#history-delete")
+    for _ in range(100):
+        if len(service.history) == 1:
+            break
+        page.wait_for_timeout(100)
+    assert len(service.history) == 1
     print(f"screenshots in {shots}")
     assert len(list(shots.glob("*.png"))) == 4
 
