@@ -59,7 +59,6 @@ CREATE_FIELDS = [
 ]
 MORPH_FIELDS = ["text_a", "image_a", "audio_a", "text_b", "image_b", "audio_b", "output", "frames", "seed", "steps", "use_image_prior"]
 SNAP_INFO = "On: each image is a new drawing of the training picture nearest to the inputs (sharper). Off: of their blend (softer)."
-MAX_FILE_SIZE = LIMITS.upload_file_bytes
 DELETE_CACHE = (600, 3600)  # every 10 minutes, Gradio deletes cached uploads and results older than an hour
 VISITOR_KEY = "fusion-studio-visitor"  # the browser's localStorage key of an anonymous visitor's token
 PROGRESS = gr.Progress()  # gradio hands each call its own tracker in place of this default
