@@ -257,3 +257,27 @@ def test_a_caption_cut_by_the_length_limit_drops_its_unfinished_word(tokenizer):
     ids = [tokenizer.cls_token_id, *tokenizer("a semaphore", add_special_tokens=False)["input_ids"]]
     assert decoder._detokenize(ids[:-1]) == "a"
     assert decoder._detokenize(ids) == "a semaphore"
+
+
+def test_a_vocabulary_pruned_to_the_word_list_writes_the_same_captions(tokenizer, tmp_path):
+    decoder = tiny_decoder(tokenizer)
+    decoder.set_words(CAPTIONS)
+    pruned = decoder.prune_vocabulary(decoder.lexicon.token_ids)
+    kept = pruned.config.kept_token_ids
+    assert len(kept) == pruned.transformer.wte.weight.shape[0] < 60 and pruned.config.vocab_size == len(tokenizer)
+    assert {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id} <= set(kept)
+    embeddings = caption_embeddings(16, seed=7)
+    for method in ("greedy", "sample"):  # the word list allows only kept tokens, so nothing else could be written
+        assert decoder.generate(embeddings, method=method, seed=0, temperature=1.5) == pruned.generate(embeddings, method=method, seed=0, temperature=1.5)
+    tokens = decoder.tokenize(CAPTIONS[:3])
+    full, small = decoder(embeddings[:3], **tokens), pruned(embeddings[:3], **tokens)
+    assert torch.allclose(full[..., list(kept)], small[..., list(kept)], atol=1e-5)  # the kept tokens score as before
+    assert torch.isneginf(small[..., tokenizer.mask_token_id]).all() and torch.isfinite(pruned.loss(embeddings[:3], **tokens))
+    pruned.save_pretrained(tmp_path)
+    loaded = CaptionDecoder.from_pretrained(tmp_path)
+    assert loaded.config.kept_token_ids == list(kept) and loaded.transformer.wte.weight.shape[0] == len(kept)
+    assert loaded.generate(embeddings, method="beam") == pruned.generate(embeddings, method="beam")
+    with pytest.raises(ValueError, match="not in this decoder's pruned vocabulary"):
+        pruned.loss(embeddings[:1], **pruned.tokenize(["a purple elephant"]))
+    with pytest.raises(ValueError, match="pruned vocabulary"):
+        pruned.prune_vocabulary([tokenizer.mask_token_id])  # a dropped row cannot come back

@@ -193,6 +193,5 @@ def test_shipped_files_fit_a_space_without_lfs():
     """A Space takes files under 10 MB without LFS; the larger parts ship in shards."""
     folder = core.studio.ASSETS / "embedded"
     over = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file() and path.stat().st_size >= 10_000_000)
-    # the caption decoder's 30,522-token embedding is one 11.7 MB tensor, which no shard can split: pruning its vocabulary is pending
-    assert over == ["caption_decoder/diffusion_pytorch_model.safetensors"]
+    assert over == []
     assert list((folder / "image_unet").glob("*-of-*.safetensors")) and list((folder / "audio_unet").glob("*-of-*.safetensors"))

@@ -103,6 +103,8 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     assert studio.generate("audio", image=str(corpus / "images/blue-image.png"), steps=2).outputs[0][0] == 22050
     assert isinstance(studio.caption(image=str(corpus / "images/green-image.png")).outputs[0], str)
     assert studio.pipeline.caption_decoder.lexicon.words == ["a", "blue", "circle", "green", "red"]  # the training captions' words
+    captions = studio.pipeline.caption_decoder  # only the rows of those words' pieces and of [PAD], [CLS], [SEP] ship
+    assert captions.config.kept_token_ids == sorted({*captions.lexicon.token_ids, 0, 101, 102})
 
     # a fresh run seeded from the export: its trained parts and the sound cache, without training them again
     import torch

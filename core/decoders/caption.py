@@ -9,10 +9,15 @@ weights (``tokenizer/`` beside ``config.json``), so a saved folder is self-conta
 The output layer shares the token embedding matrix, as in ``GPT2LMHeadModel``, but is applied
 here: safetensors (as ``ModelMixin.save_pretrained`` writes it) refuses tensors that share
 memory, so the body is a ``GPT2Model`` and the tie lives in ``_head``.
+
+A decoder that spells only a word list needs only the rows of that list's pieces:
+``prune_vocabulary`` keeps those (``kept_token_ids`` in the config) and the model still reads and
+writes the tokenizer's own ids, the others scoring ``-inf``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -105,6 +110,7 @@ class CaptionDecoder(ModelMixin, ConfigMixin):
         bos_token_id: int = 101,  # [CLS]
         eos_token_id: int = 102,  # [SEP]
         banned_token_ids: tuple[int, ...] = (0, 101, 103),  # [PAD], [CLS], [MASK]: never generated
+        kept_token_ids: tuple[int, ...] | None = None,  # the tokenizer ids of the embedding's rows; None: all
     ):
         super().__init__()
         if prefix_length < 1 or prefix_length + 2 > n_positions:
@@ -115,8 +121,17 @@ class CaptionDecoder(ModelMixin, ConfigMixin):
             nn.Tanh(),
             nn.Linear(hidden, prefix_length * n_embd),
         )
+        rows = vocab_size
+        if kept_token_ids is not None:
+            kept = torch.as_tensor(list(kept_token_ids), dtype=torch.long)  # (R,)
+            if kept.numel() == 0 or kept.unique().numel() != kept.numel() or kept.min() < 0 or kept.max() >= vocab_size:
+                raise ValueError(f"kept_token_ids must be distinct token ids in [0, {vocab_size}); build them with prune_vocabulary.")
+            rows = kept.numel()
+            token_rows = torch.full((vocab_size,), -1, dtype=torch.long).index_copy(0, kept, torch.arange(rows))  # (V,)
+            self.register_buffer("_kept_ids", kept, persistent=False)
+            self.register_buffer("_token_rows", token_rows, persistent=False)
         gpt_config = GPT2Config(
-            vocab_size=vocab_size,
+            vocab_size=rows,
             n_positions=n_positions,
             n_embd=n_embd,
             n_layer=n_layer,
@@ -180,6 +195,28 @@ class CaptionDecoder(ModelMixin, ConfigMixin):
         if words is not None:
             decoder.lexicon = WordLexicon.from_file(decoder.tokenizer, words)
         return decoder
+
+    def prune_vocabulary(self, token_ids: Iterable[int]) -> CaptionDecoder:
+        """A copy that keeps only the embedding rows of ``token_ids`` and of the special tokens.
+
+        Captions that use only kept tokens decode as before: with a word list, pass
+        ``decoder.lexicon.token_ids``, the only tokens it can write. The tokenizer and word list
+        carry over; ids stay the tokenizer's.
+        """
+        self._require_tokenizer()
+        specials = {self.config.pad_token_id, self.config.bos_token_id, self.config.eos_token_id}
+        kept = sorted(set(token_ids) | specials)
+        rows = self._rows(torch.tensor(kept, dtype=torch.long, device=self.device))  # raises on an id already dropped
+        config = {key: value for key, value in self.config.items() if not key.startswith("_")}
+        pruned = type(self)(**{**config, "kept_token_ids": tuple(kept)})
+        state = self.state_dict()
+        state["transformer.wte.weight"] = state["transformer.wte.weight"][rows]
+        pruned.load_state_dict(state)
+        pruned.to(self.device).train(self.training)
+        if self.dtype != pruned.dtype:
+            pruned.to(self.dtype)
+        pruned.tokenizer, pruned.lexicon = self.tokenizer, self.lexicon
+        return pruned
 
     def set_words(self, captions: list[str]) -> None:
         """From now on, captions are spelled only in the words of ``captions`` (the training captions)."""
@@ -321,13 +358,31 @@ class CaptionDecoder(ModelMixin, ConfigMixin):
 
     def _hidden(self, prefix: torch.Tensor, token_ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """GPT-2 over ``[prefix; tokens]`` → hidden states ``[B, P+T, E]``."""
-        tokens = self.transformer.wte(token_ids.to(self.device))  # (B, T, E)
+        tokens = self.transformer.wte(self._rows(token_ids.to(self.device)))  # (B, T, E)
         inputs = torch.cat([prefix, tokens], dim=1)  # (B, P+T, E)
         return self.transformer(inputs_embeds=inputs, attention_mask=mask, use_cache=False).last_hidden_state
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Hidden states ``[..., E]`` → logits ``[..., V]`` through the output layer tied to the token embeddings."""
-        return F.linear(hidden, self.transformer.wte.weight)
+        """Hidden states ``[..., E]`` → logits ``[..., V]`` through the output layer tied to the token
+        embeddings; with a pruned vocabulary, the dropped tokens score ``-inf``."""
+        logits = F.linear(hidden, self.transformer.wte.weight)  # (..., R)
+        if self.config.kept_token_ids is None:
+            return logits
+        every = logits.new_full((*logits.shape[:-1], self.config.vocab_size), float("-inf"))  # (..., V)
+        return every.index_copy(-1, self._kept_ids, logits)
+
+    def _rows(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Tokenizer ids → rows of the token embedding (the same ids unless the vocabulary is pruned)."""
+        if self.config.kept_token_ids is None:
+            return token_ids
+        rows = self._token_rows[token_ids]
+        if (rows < 0).any():
+            dropped = sorted(set(token_ids[rows < 0].tolist()))[:5]
+            raise ValueError(
+                f"Tokens {self.tokenizer.convert_ids_to_tokens(dropped) if self.tokenizer else dropped} are not in this "
+                "decoder's pruned vocabulary; train on the full decoder (or one pruned to these captions' words)."
+            )
+        return rows
 
     def _next_token_logits(self, prefix: torch.Tensor, token_ids: torch.Tensor, log_probabilities: bool = False) -> torch.Tensor:
         """Logits ``[N, V]`` of the token after ``token_ids`` (or their log-probabilities), special

@@ -57,6 +57,11 @@ class WordLexicon:
                 next_pieces.setdefault(pieces[:end], set()).add(pieces[end])
         self.next_pieces_masks = {word: self._mask(pieces) for word, pieces in next_pieces.items()}  # partial word → (V,)
 
+    @property
+    def token_ids(self) -> list[int]:
+        """Every token some word of the list is spelled with: all the decoder can write besides the end."""
+        return sorted({piece for pieces in self.complete for piece in pieces})
+
     @classmethod
     def from_file(cls, tokenizer: PreTrainedTokenizerBase, path: str | Path) -> WordLexicon:
         """Reads one word a line (as ``save`` writes them)."""

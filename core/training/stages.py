@@ -324,6 +324,9 @@ def stage_export(run: Run, pipeline, target: Path) -> None:
     for name, component in list(pipeline.parts.items()):
         if component is not None and (run.parts / name).is_dir():
             setattr(pipeline, name, run.part(name, component))
+    captions = pipeline.caption_decoder
+    if captions is not None and captions.lexicon is not None and captions.config.kept_token_ids is None:
+        pipeline.caption_decoder = captions.prune_vocabulary(captions.lexicon.token_ids)  # it writes no other token
     if not (run.parts / "image_prior").is_dir():
         pipeline.image_prior = None  # optional: without it, images come from the joint model's decoded mean
     for name, component in pipeline.parts.items():
