@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -81,9 +82,13 @@ class HistoryItem:
             raise KeyError(f"History item {self.id} has no file {name!r}.")
         return self.folder / name
 
-    def paths(self, prefix: str = "") -> list[Path]:
-        """The item's files whose names start with ``prefix``, in name order."""
-        return [self.folder / name for name in sorted(self.files) if name.startswith(prefix)]
+    @property
+    def outputs(self) -> list[Path]:
+        """The result's files in order (items saved before they were named from the prompt: ``output-N``)."""
+        names = self.meta.get("outputs") or sorted(
+            (name for name in self.files if name.startswith("output-")), key=lambda name: int(re.sub(r"\D", "", name) or 0)
+        )
+        return [self.folder / name for name in names if name in self.files]
 
 
 class History:

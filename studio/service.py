@@ -16,7 +16,9 @@ import logging
 import math
 import numbers
 import queue
+import re
 import threading
+import unicodedata
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -406,19 +408,22 @@ class StudioService:
         captions: list[str] = []
         index: dict[str, str] = {}
         offsets = recipe.get("order") or list(range(len(outputs)))  # each file's seed offset: variant v drew with seed + v
+        names: list[str] = []
         if outputs and isinstance(outputs[0], Image.Image):
-            for i, picture in enumerate(outputs):
-                files[f"output-{i}.png"] = png_with_recipe(picture, {**recipe, "variant": offsets[i]})
+            names = output_names(recipe, offsets, ".png")
+            for name, picture, offset in zip(names, outputs, offsets, strict=True):
+                files[name] = png_with_recipe(picture, {**recipe, "variant": offset})
             files["thumb.png"] = _png(thumbnail(outputs[0]))
-            index["image"] = "output-0.png"
+            index["image"] = names[0]
         elif outputs and isinstance(outputs[0], tuple):
             sounds = [(int(rate), np.asarray(wave, dtype=np.float32)) for rate, wave in outputs]
             if kind == "interpolate":  # a morph's sounds play as one sequence
-                sounds = [join_sounds(sounds)]
-            for i, (rate, wave) in enumerate(sounds):
-                files[f"output-{i}.wav"] = wav_with_recipe(rate, wave, {**recipe, "variant": offsets[i] if len(sounds) == len(offsets) else i})
+                sounds, offsets = [join_sounds(sounds)], [0]
+            names = output_names(recipe, offsets, ".wav")
+            for name, (rate, wave), offset in zip(names, sounds, offsets, strict=True):
+                files[name] = wav_with_recipe(rate, wave, {**recipe, "variant": offset})
             files["thumb.png"] = _png(waveform_thumbnail(sounds[0][1]))
-            index["audio"] = "output-0.wav"
+            index["audio"] = names[0]
         else:
             captions = [str(text) for text in outputs]
             files["captions.json"] = json.dumps(captions, ensure_ascii=False).encode("utf-8")
@@ -434,12 +439,12 @@ class StudioService:
             media_entries.append({"role": role, "file": name, "sha256": _digest_for(recipe, role)})
         meta = {
             "kind": kind, "output": recipe.get("output"), "recipe": recipe, "shares": generation.shares,
-            "captions": captions, "media": media_entries, "index": index,
+            "captions": captions, "media": media_entries, "index": index, "outputs": names,
         }
         item = self.history.add(meta, files, owner=visitor)
         if self._indexer is not None:
             self._queue_item(item)
-        return Result(files=item.paths("output-"), captions=captions, recipe=recipe, shares=dict(generation.shares), item=item)
+        return Result(files=item.outputs, captions=captions, recipe=recipe, shares=dict(generation.shares), item=item)
 
     def history_list(self, limit: Any = 50, visitor: str | None = None) -> list[dict[str, Any]]:
         """``visitor``'s newest items: id, time, kind, output, captions and recipe."""
@@ -685,6 +690,33 @@ def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def output_names(recipe: dict[str, Any], offsets: list[int], suffix: str) -> list[str]:
+    """File names for a result's outputs, as a download keeps them: the prompt's first words (a
+    morph's two ends) and the seed each output drew with, e.g. ``a-red-apple-seed42.png``; a
+    morph's frames, which share one seed, are numbered after it."""
+    if recipe.get("kind") == "interpolate":
+        ends = [_slug((recipe.get(end) or {}).get("inputs", {}).get("text"), 24) for end in ("mix_a", "mix_b")]
+        stem = "-to-".join(ends) if all(ends) else ""
+    else:
+        stem = _slug(recipe.get("inputs", {}).get("text"), 48)
+    stem = f"{stem or _page_output(recipe.get('output'))}-seed"
+    seed = recipe.get("seed", 0)
+    if recipe.get("kind") == "interpolate" and len(offsets) > 1:
+        return [f"{stem}{seed}-{frame:02d}{suffix}" for frame in range(1, len(offsets) + 1)]
+    return [f"{stem}{seed + offset}{suffix}" for offset in offsets]
+
+
+def _slug(text: Any, limit: int) -> str:
+    """``text`` as lower-case ASCII words joined by hyphens, cut at a word to ``limit`` characters."""
+    if not isinstance(text, str):
+        return ""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > limit:
+        slug = slug[: limit + 1].rsplit("-", 1)[0] if "-" in slug[: limit + 1] else slug[:limit]
+    return slug
 
 
 def _media_file(role: str, value: Any) -> tuple[str, Any]:

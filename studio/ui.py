@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.middleware import Middleware
 
 from .api_docs import document_api
+from .examples import Example
 from .guard import Guard, Limits, is_visitor_token, new_visitor_token, signed_in_user, visitor_key
 from .mcp import serve_media
 from .refusals import LIMITS, guard_inputs, user_error
@@ -67,7 +68,17 @@ CSS = """
 #progress .bar {height: 8px; background: #e5e7eb; border-radius: 4px; overflow: hidden}
 #progress .bar > div {height: 100%; background: #6366f1; transition: width .2s}
 .pixelated img {image-rendering: pixelated}
-"""
+@media (max-width: 640px) {
+  .tab-container button {padding: 0 6px !important}
+  #create-actions {position: fixed; left: 0; right: 0; bottom: 0; z-index: 50; margin: 0; padding: 8px 16px;
+                   background: var(--background-fill-primary); box-shadow: 0 -2px 8px rgba(0, 0, 0, .15)}
+  #create-actions > button {min-width: 0 !important}
+  #create-actions #stop {flex: 0 0 72px}
+  .gradio-container {padding-bottom: 72px !important}
+}
+"""  # on a phone all six tabs fit, and Create and Stop stay at the bottom of the screen
+# on a phone the results are below the inputs: Create scrolls down to the progress bar and what follows
+SCROLL_TO_RESULTS = "() => { if (window.innerWidth <= 640) document.querySelector('#progress')?.scrollIntoView({behavior: 'smooth'}); }"
 PIXELATED = ["pixelated"]  # small generated images are enlarged crisply (nearest neighbour), not blurred
 MEDIA_HEIGHT = 240  # an upload's preview keeps this height instead of collapsing
 # asked in the browser before the item goes; declining stops the event before it reaches the server
@@ -594,7 +605,7 @@ class StudioPage:
         except (ValueError, IndexError, TypeError, KeyError):
             return None, "That item is gone; refresh the history.", None, None, ""
         details = f"**{_item_label(item)}** · {item.created} · {_recipe_summary(item.recipe)}"
-        files = [str(p) for p in item.paths("output-")] + [str(p) for p in self.service.item_media(item).values()]
+        files = [str(p) for p in item.outputs] + [str(p) for p in self.service.item_media(item).values()]
         captions = "\n".join(item.meta.get("captions", []))
         return item.id, details, item.recipe, files or None, captions
 
@@ -705,9 +716,9 @@ def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = 
             with gr.Tab("Create", id="create"):
                 _create_tab(c, steps, guidance, service.default_temperature("image"))
             with gr.Tab("Describe", id="describe"):
-                d = _describe_tab()
+                d = _describe_tab(service.examples)
             with gr.Tab("Hear", id="hear"):
-                h = _hear_tab(service.default_steps("audio"), service.default_guidance("audio"))
+                h = _hear_tab(service.default_steps("audio"), service.default_guidance("audio"), service.examples)
             with gr.Tab("Search", id="search"):
                 s = _search_tab()
             with gr.Tab("Morph", id="morph"):
@@ -727,6 +738,7 @@ def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = 
         outputs = [c[k] for k in ("progress", "preview", "gallery", "captions", "meter", "recipe")] + c["sounds"]
         create = c["create"].click(page.create, inputs + [visitor], outputs, **private, **run, show_progress="minimal")
         then_refresh(create)
+        c["create"].click(None, js=SCROLL_TO_RESULTS, queue=False)
         c["stop"].click(page.stop, None, None, cancels=[create], queue=False, **private)
         c["dice"].click(page.dice, None, c["seed"], queue=False, **private)
         c["output"].input(page.default_guidance, c["output"], c["guidance"], queue=False, **private)  # each output's own default
@@ -825,7 +837,7 @@ def _create_tab(c: dict, steps: int, guidance: float, temperature: float) -> Non
             c["temperature"] = gr.Slider(0, MAX_TEMPERATURE, value=temperature, step=0.05, label="Variety",
                                          info="0: every variant from the inputs' fused mean; higher: variants drawn further from it")
             c["use_image_prior"] = gr.Checkbox(True, label="Snap to training pictures", info=SNAP_INFO)
-            with gr.Row():
+            with gr.Row(elem_id="create-actions"):
                 c["create"] = gr.Button("Create", variant="primary", elem_id="create")
                 c["stop"] = gr.Button("Stop", variant="secondary", size="sm", scale=0, elem_id="stop")
             c["progress"] = gr.HTML(elem_id="progress")
@@ -839,12 +851,21 @@ def _create_tab(c: dict, steps: int, guidance: float, temperature: float) -> Non
                 c["recipe"] = gr.JSON(label="Recipe")
 
 
-def _describe_tab() -> dict:
+def _try_examples(component, examples: list[Example], kind: str) -> None:
+    """The bundled examples' pictures or sounds, one click from ``component``."""
+    if examples:
+        files = [[str(example.image if kind == "image" else example.audio)] for example in examples]
+        gr.Examples(files, inputs=component, label=f"Try a {'picture' if kind == 'image' else 'sound'}", examples_per_page=len(files))
+
+
+def _describe_tab(examples: list[Example]) -> dict:
     d: dict[str, Any] = {}
     with gr.Row():
         with gr.Column():
             d["image"] = SafeImage(label="Image", type="filepath", elem_id="describe-image", height=MEDIA_HEIGHT)
+            _try_examples(d["image"], examples, "image")
             d["audio"] = gr.Audio(label="Sound", type="filepath", format=None)
+            _try_examples(d["audio"], examples, "audio")
             d["button"] = gr.Button("Describe", variant="primary", elem_id="describe")
         with gr.Column():
             d["captions"] = gr.Textbox(label="Caption", lines=2, interactive=False, elem_id="describe-caption")
@@ -853,11 +874,12 @@ def _describe_tab() -> dict:
     return d
 
 
-def _hear_tab(steps: int, guidance: float) -> dict:
+def _hear_tab(steps: int, guidance: float, examples: list[Example]) -> dict:
     h: dict[str, Any] = {}
     with gr.Row():
         with gr.Column():
             h["image"] = SafeImage(label="Image", type="filepath", elem_id="hear-image", height=MEDIA_HEIGHT)
+            _try_examples(h["image"], examples, "image")
             h.update(_settings(steps, guidance, seed_with_dice=False))
             with gr.Row():
                 h["button"] = gr.Button("Hear", variant="primary", elem_id="hear")
@@ -874,7 +896,7 @@ def _search_tab() -> dict:
     gr.Markdown("Search the bundled examples and your history with any mix of text, image and sound.")
     with gr.Row():
         with gr.Column():
-            s["text"] = gr.Textbox(label="Text", placeholder="a yellow sun")
+            s["text"] = gr.Textbox(label="Text", placeholder="a red apple")
             s["image"] = SafeImage(label="Image", type="filepath", height=MEDIA_HEIGHT)
             s["audio"] = gr.Audio(label="Sound", type="filepath", format=None)
             s["k"] = gr.Slider(1, MAX_HITS, value=8, step=1, label="Results")

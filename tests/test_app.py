@@ -86,7 +86,7 @@ def service(tiny_studio, tmp_path_factory):
 def test_mix_writes_media_with_recipes_and_a_history_item(service):
     picture = Image.new("RGB", (30, 20), (200, 40, 40))
     result = service.mix(text="a red bird", image=picture, weights={"text": 2.0, "image": 0.5}, output="image", seed=5, steps=STEPS, variants=2)
-    assert [p.name for p in result.files] == ["output-0.png", "output-1.png"]
+    assert [p.name for p in result.files] == ["a-red-bird-seed5.png", "a-red-bird-seed6.png"]  # downloads keep these names
     assert read_recipe(result.files[1]) == {**result.recipe, "variant": 1}
     assert result.recipe["weights"] == {"text": 2.0, "image": 0.5}
     assert sum(result.shares.values()) == pytest.approx(1.0, abs=1e-4)
@@ -193,13 +193,13 @@ def test_the_page_meter_history_and_restore_helpers(service, tmp_path):
     from studio.ui import StudioPage
 
     page = StudioPage(service)
-    meter = page.measure("a bird", 1.0, None, 1.0, str(ROOT / "assets" / "examples" / "red-circle.wav"), 2.0)
+    meter = page.measure("a bird", 1.0, None, 1.0, str(ROOT / "assets" / "examples" / "dog.wav"), 2.0)
     assert set(meter) == {"text", "sound", "chance"} and sum(meter.values()) == pytest.approx(1.0, abs=1e-4)  # plain words
     assert page.measure("", 1.0, None, 1.0, None, 1.0) is None  # nothing to fuse yet: a blank meter, no error
     made = service.text_to_image("a kite", steps=1)
     recipe, banner, message = page.offer_recipe(str(made.files[0]))
     assert recipe["inputs"]["text"] == "a kite" and banner["visible"] and "made by the studio" in message
-    assert page.offer_recipe(str(ROOT / "assets" / "examples" / "red-circle.png"))[0] is None  # no recipe, no offer
+    assert page.offer_recipe(str(ROOT / "assets" / "examples" / "red-apple.png"))[0] is None  # no recipe, no offer
     gallery, ids, info = page.history_gallery()
     assert ids[0] == made.item.id and len(gallery) == len(ids) and f"{len(service.history)} items" in info
     page.delete_item(made.item.id)
@@ -283,7 +283,7 @@ def test_text_to_image_read_recipe_and_replay_give_identical_pixels(app):
 
 def test_image_to_audio_caption_mix_morph_shares_search_history(app, tmp_path):
     _, client = app
-    picture = ROOT / "assets" / "examples" / "yellow-sun.png"
+    picture = ROOT / "assets" / "examples" / "red-apple.png"
     sound_path = tmp_path / "tone.wav"
     soundfile.write(sound_path, tone(), 16000)
     wav, recipe = client.predict(handle_file(picture), 2, STEPS, 3.0, api_name="/image_to_audio")
@@ -419,7 +419,7 @@ def test_each_output_starts_from_its_own_default_guidance(tiny_studio, tmp_path)
         # a handler called without guidance (from Python, not the page) uses the studio's default for its output too
         assert page.text_to_image("a kite", steps=1)[1]["guidance"] == 7.0
         assert page.text_to_image("a kite")[1]["steps"] == service.default_steps("image")  # and the studio's steps
-        assert page.image_to_audio(str(ROOT / "assets" / "examples" / "red-circle.png"), steps=1)[1]["guidance"] == 2.0
+        assert page.image_to_audio(str(ROOT / "assets" / "examples" / "red-apple.png"), steps=1)[1]["guidance"] == 2.0
         assert page.mix(text="a kite", output="sound", steps=1)[-1]["guidance"] == 2.0
     finally:
         pipeline.register_to_config(default_guidance=saved)

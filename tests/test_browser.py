@@ -6,6 +6,7 @@ chromium or the playwright package is missing; CI installs both (see ``.ci/run``
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -21,7 +22,7 @@ FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
-EXAMPLE = Path(__file__).resolve().parent.parent / "assets" / "examples" / "yellow-sun.png"
+EXAMPLE = Path(__file__).resolve().parent.parent / "assets" / "examples" / "red-apple.png"
 TIMEOUT = 60_000  # ms, for a busy CI machine
 
 
@@ -71,6 +72,7 @@ def test_create_hear_history_and_restore_in_a_browser(browser, local_app, tmp_pa
     image = page.wait_for_selector("#create-gallery img")
     page.wait_for_selector("#progress:has-text('Done: 2 steps')")
     page.screenshot(path=shots / "1-create.png", full_page=True)
+    assert re.search(r"/a-red-fire-truck-seed\d+\.png$", image.get_attribute("src"))  # a download keeps the prompt and seed
     made = download(image.get_attribute("src"), tmp_path, "made.png")
     assert read_recipe(made)["inputs"] == {"text": "a red fire truck"}
 
@@ -90,7 +92,7 @@ def test_create_hear_history_and_restore_in_a_browser(browser, local_app, tmp_pa
     page.get_by_role("button", name="Refresh").click()
     page.wait_for_function("document.querySelectorAll('#history-gallery img').length >= 2")
     page.locator("#history-gallery button.thumbnail-item").first.click()
-    page.wait_for_selector("#history-files a[download='output-0.wav']")  # its files, to download
+    page.wait_for_selector("#history-files a[download^='sound-seed'][download$='.wav']")  # its files, to download
     page.once("dialog", lambda dialog: dialog.dismiss())  # "Delete this item ...?" declined: it stays
     page.click("#history-delete")
     page.wait_for_timeout(1000)
@@ -153,3 +155,29 @@ def test_on_a_public_page_each_browser_keeps_its_own_history_across_reloads(brow
     assert stranger.locator("#history-gallery img").count() == 0
     assert len(service.history) == 1
     mine.close()
+
+
+def test_every_tab_at_desktop_and_phone_widths(browser, local_app, tmp_path):
+    """Screenshots of every tab at 1280 and 390 px; on a phone all six tabs fit and Create is on screen."""
+    app_url, _ = local_app
+    tabs = ["Create", "Describe", "Hear", "Search", "Morph", "History"]
+    for width, height in ((1280, 1000), (390, 844)):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(TIMEOUT)
+        page.goto(app_url)
+        page.wait_for_selector("#create")
+        assert [page.get_by_role("tab", name=name).is_visible() for name in tabs] == [True] * 6  # none behind a "More tabs" menu
+        assert not page.get_by_label("More tabs").is_visible()
+        create = page.locator("#create").bounding_box()
+        assert create["y"] >= 0 and create["y"] + create["height"] <= height  # reachable without scrolling
+        for index, name in enumerate(tabs, start=1):
+            page.get_by_role("tab", name=name).click()
+            page.wait_for_timeout(300)
+            page.screenshot(path=tmp_path / f"{width}-{index}-{name.lower()}.png", full_page=True)
+        assert not page.locator("#create").is_visible()  # the phone's Create bar belongs to its tab only
+        page.get_by_role("tab", name="Describe").click()
+        page.locator("#describe-image").locator("xpath=following::button[.//img][1]").click()  # "Try a picture": the first example
+        page.wait_for_selector("#describe-image img")
+        page.close()
+    print(f"screenshots in {tmp_path}")
+    assert len(list(tmp_path.glob("*.png"))) == 12

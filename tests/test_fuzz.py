@@ -376,7 +376,7 @@ class Uploads:
         outside = {
             "/etc/passwd": "/etc/passwd",
             "app.py": str(ROOT / "app.py"),
-            "repo image": str(ROOT / "assets" / "examples" / "red-circle.png"),
+            "repo image": str(ROOT / "assets" / "examples" / "red-apple.png"),
             "history folder": str(self.history_folder),
             "traversal": f"{self.upload_root}/../../etc/passwd",
             "relative traversal": "../../../../etc/passwd",

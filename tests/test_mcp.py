@@ -22,7 +22,7 @@ from studio.recipes import RECIPE_KEY
 from .test_app import launch, make_service
 
 pytestmark = pytest.mark.slow  # loads the real packaged encoders
-EXAMPLE = Path(__file__).resolve().parent.parent / "assets" / "examples" / "yellow-sun.png"
+EXAMPLE = Path(__file__).resolve().parent.parent / "assets" / "examples" / "red-apple.png"
 
 
 @pytest.fixture(scope="module")

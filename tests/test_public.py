@@ -67,11 +67,11 @@ def test_two_api_clients_never_see_each_others_work(app, service, tmp_path):
     assert any(hit.get("item") == item_id for hit in hits)
     # nor fetch its files by URL, though he guessed the folder
     item = service.history.get(item_id)
-    for name in ("input-image.png", "output-0.wav"):
+    for name in ("input-image.png", item.outputs[0].name):
         answer = httpx.get(f"{app.local_url}gradio_api/file={item.folder / name}")
         assert answer.status_code == 403, name
     # Alice's result reaches her through Gradio's cache, under a name no one else can guess
-    assert Path(files).read_bytes() == item.path("output-0.wav").read_bytes()
+    assert Path(files).read_bytes() == item.outputs[0].read_bytes() and Path(files).name == "sound-seed0.wav"
     assert str(service.history.folder) not in files
 
 

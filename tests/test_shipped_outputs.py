@@ -66,3 +66,13 @@ def test_captions_are_whole_known_words(studio):
     captions += studio.caption(image=images[0], method="sample", num=8).outputs
     assert len(captions) == len(SHOWCASE) + 2 * len(EXAMPLES) + 8 and all(captions)
     assert [word for word in caption_words(decoder.tokenizer, captions) if word not in known] == []
+
+
+def test_the_bundled_examples_are_described_as_what_they_are(studio):
+    """The page's first examples are concepts the studio knows: picture and sound each captioned with a word of the example's caption."""
+    from studio.examples import load_examples
+
+    for example in load_examples():
+        words = {word for word in example.caption.split() if len(word) > 2}
+        for made in (studio.caption(image=str(example.image)).outputs[0], studio.caption(audio=str(example.audio)).outputs[0]):
+            assert words & set(made.split()), f"{example.key}: {made!r}"
