@@ -64,6 +64,7 @@ DELETE_CACHE = (600, 3600)  # every 10 minutes, Gradio deletes cached uploads an
 VISITOR_KEY = "fusion-studio-visitor"  # the browser's localStorage key of an anonymous visitor's token
 PROGRESS = gr.Progress()  # gradio hands each call its own tracker in place of this default
 GENERATE = "generate"  # the concurrency group of everything that runs the models
+STOPPED = "<small>Stopped.</small>"
 CSS = """
 #progress .bar {height: 8px; background: #e5e7eb; border-radius: 4px; overflow: hidden}
 #progress .bar > div {height: 100%; background: #6366f1; transition: width .2s}
@@ -470,7 +471,7 @@ class StudioPage:
                 yield update
             elif kind == "error":
                 if isinstance(payload[0], Cancelled):
-                    yield {self.c["progress"]: "<small>Stopped.</small>"}
+                    yield {self.c["progress"]: STOPPED}
                     return
                 yield {self.c["progress"]: "", self.c["preview"]: gr.update(visible=False)}  # no stale "Step 0 of 25" beside the error
                 raise payload[0]
@@ -736,10 +737,10 @@ def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = 
         # Create
         inputs = [c[k] for k in CREATE_FIELDS]
         outputs = [c[k] for k in ("progress", "preview", "gallery", "captions", "meter", "recipe")] + c["sounds"]
-        create = c["create"].click(page.create, inputs + [visitor], outputs, **private, **run, show_progress="minimal")
-        then_refresh(create)
         c["create"].click(None, js=SCROLL_TO_RESULTS, queue=False)
-        c["stop"].click(page.stop, None, None, cancels=[create], queue=False, **private)
+        create = _stoppable(c["create"], c["stop"], page.stop, lambda: c["create"].click(
+            page.create, inputs + [visitor], outputs, **private, **run, show_progress="minimal"), c["progress"])
+        then_refresh(create)
         c["dice"].click(page.dice, None, c["seed"], queue=False, **private)
         c["output"].input(page.default_guidance, c["output"], c["guidance"], queue=False, **private)  # each output's own default
         meter_inputs = inputs[:6]
@@ -761,18 +762,16 @@ def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = 
         then_refresh(d["button"].click(page.caption, describe_io[0] + [visitor], describe_io[1], **private, **run))
         hear_io = ([h["image"], h["seed"], h["steps"], h["guidance"]], [h["sound"], h["recipe"]])
         gr.on([], page.image_to_audio, *hear_io, api_name="image_to_audio", **run)
-        hear = h["button"].click(page.image_to_audio, hear_io[0] + [visitor], hear_io[1], **private, **run)
+        hear = _stoppable(h["button"], h["stop"], page.stop, lambda: h["button"].click(page.image_to_audio, hear_io[0] + [visitor], hear_io[1], **private, **run))
         then_refresh(hear)
-        h["stop"].click(page.stop, None, None, cancels=[hear], queue=False, **private)
         search = {"concurrency_id": "search", "concurrency_limit": concurrency_limit}
         search_io = ([s["text"], s["image"], s["audio"], s["k"]], [s["gallery"], s["hits"]])
         gr.on([], page.search, *search_io, api_name="search", **search)
         s["button"].click(page.search, search_io[0] + [visitor], search_io[1], **private, **search)
         morph_io = ([m[k] for k in MORPH_FIELDS], [m["gallery"], m["sound"], m["captions"], m["recipe"]])
         gr.on([], page.morph, *morph_io, api_name="morph", **run)
-        morph = m["button"].click(page.morph, morph_io[0] + [visitor], morph_io[1], **private, **run)
-        then_refresh(morph)
-        m["stop"].click(page.stop, None, None, cancels=[morph], queue=False, **private)  # stops between frames
+        morph = _stoppable(m["button"], m["stop"], page.stop, lambda: m["button"].click(page.morph, morph_io[0] + [visitor], morph_io[1], **private, **run))
+        then_refresh(morph)  # a morph stops between frames
 
         # History
         demo.load(page.welcome, visitor, [visitor] + history_outputs + [c["seed"]], **private)
@@ -795,6 +794,27 @@ def build_ui(service: StudioService, concurrency_limit: int = 1, public: bool = 
     guard_inputs(demo)
     serve_media()  # MCP tools answer with the images and sounds themselves
     return demo
+
+
+def _stoppable(start: gr.Button, stop: gr.Button, stop_run, start_run, progress: gr.HTML | None = None) -> gr.events.Dependency:
+    """Wires ``start_run()`` (the event ``start`` runs) to ``stop``, a button built disabled: it
+    is enabled when ``start`` is clicked and disabled when the run ends, whether it finished,
+    failed or was stopped; clicking it cancels the run (and says so in ``progress``). Returns
+    the run's event.
+
+    The switching happens in the browser, and is wired before the run: the page handles one
+    click's events in the order they were added, each after the one before."""
+    def switch(enabled: bool) -> str:
+        return f"() => {{ const button = document.getElementById('{stop.elem_id}'); if (button) button.disabled = {str(not enabled).lower()}; }}"
+
+    start.click(None, js=switch(True), queue=False)
+    run = start_run()
+    run.then(None, js=switch(False), queue=False)
+    stopped = stop.click(stop_run, None, None, cancels=[run], queue=False, show_progress="hidden", api_visibility="private")
+    stopped.then(None, js=switch(False), queue=False)
+    if progress is not None:
+        stopped.then(lambda: STOPPED, None, progress, queue=False, show_progress="hidden", api_visibility="private")
+    return run
 
 
 def _weight(label: str) -> gr.Slider:
@@ -839,7 +859,7 @@ def _create_tab(c: dict, steps: int, guidance: float, temperature: float) -> Non
             c["use_image_prior"] = gr.Checkbox(True, label="Snap to training pictures", info=SNAP_INFO)
             with gr.Row(elem_id="create-actions"):
                 c["create"] = gr.Button("Create", variant="primary", elem_id="create")
-                c["stop"] = gr.Button("Stop", variant="secondary", size="sm", scale=0, elem_id="stop")
+                c["stop"] = gr.Button("Stop", variant="secondary", size="sm", scale=0, elem_id="stop", interactive=False)
             c["progress"] = gr.HTML(elem_id="progress")
             c["preview"] = gr.Image(label="Live preview", visible=False, interactive=False, height=MEDIA_HEIGHT, elem_classes=PIXELATED)
             c["meter"] = gr.Label(label="How much each input shapes the result (chance: what no input decides)", show_heading=False, elem_id="meter")
@@ -883,7 +903,7 @@ def _hear_tab(steps: int, guidance: float, examples: list[Example]) -> dict:
             h.update(_settings(steps, guidance, seed_with_dice=False))
             with gr.Row():
                 h["button"] = gr.Button("Hear", variant="primary", elem_id="hear")
-                h["stop"] = gr.Button("Stop", variant="secondary", size="sm", scale=0)
+                h["stop"] = gr.Button("Stop", variant="secondary", size="sm", scale=0, elem_id="hear-stop", interactive=False)
         with gr.Column():
             h["sound"] = gr.Audio(label="Sound", interactive=False, elem_id="hear-sound")
             with gr.Accordion("Recipe", open=False):
@@ -925,7 +945,7 @@ def _morph_tab(steps: int) -> dict:
             m["use_image_prior"] = gr.Checkbox(True, label="Snap to training pictures", info=SNAP_INFO)
             with gr.Row():
                 m["button"] = gr.Button("Morph", variant="primary", elem_id="morph")
-                m["stop"] = gr.Button("Stop", variant="secondary", size="sm", scale=0)
+                m["stop"] = gr.Button("Stop", variant="secondary", size="sm", scale=0, elem_id="morph-stop", interactive=False)
     m["gallery"] = gr.Gallery(label="Image strip", columns=MAX_FRAMES, interactive=False, elem_classes=PIXELATED)
     m["sound"] = gr.Audio(label="Sound sequence", interactive=False, visible=False)
     m["captions"] = gr.Textbox(label="Captions", lines=3, interactive=False, visible=False)

@@ -66,15 +66,26 @@ def test_create_hear_history_and_restore_in_a_browser(browser, local_app, tmp_pa
     page.goto(app_url)
 
     # Create: type a prompt, generate, see an image that carries its recipe
+    assert page.locator("#stop").is_disabled()  # nothing to stop yet
     page.fill("#create-text textarea", "a red fire truck")
     set_steps(page, 2)
     page.click("#create")
     image = page.wait_for_selector("#create-gallery img")
     page.wait_for_selector("#progress:has-text('Done: 2 steps')")
+    page.wait_for_selector("#stop:disabled")  # enabled only while the run lasts
     page.screenshot(path=shots / "1-create.png", full_page=True)
     assert re.search(r"/a-red-fire-truck-seed\d+\.png$", image.get_attribute("src"))  # a download keeps the prompt and seed
     made = download(image.get_attribute("src"), tmp_path, "made.png")
     assert read_recipe(made)["inputs"] == {"text": "a red fire truck"}
+
+    # Stop: a long run can be stopped at its next step; nothing of it is kept
+    set_steps(page, 100)
+    page.click("#create")
+    page.wait_for_selector("#stop:enabled")
+    page.click("#stop")
+    page.wait_for_selector("#progress:has-text('Stopped')")
+    page.wait_for_selector("#stop:disabled")
+    assert len(service.history) == 1
 
     # Hear: upload an image, get a sound
     page.get_by_role("tab", name="Hear").click()
