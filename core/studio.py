@@ -10,6 +10,8 @@ two mixes (``interpolate``).
 from __future__ import annotations
 
 import numbers
+import os
+import sysconfig
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -31,7 +33,21 @@ from .pipelines.studio_pipeline import (
 )
 from .retrieval import LatentIndex, SearchHit
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+BESIDE_PACKAGES = Path(__file__).resolve().parent.parent / "assets"  # a checkout's (or an editable install's) assets
+
+
+def find_assets(beside: Path = BESIDE_PACKAGES) -> Path:
+    """The preset and the examples: ``assets/`` beside the packages (a checkout or an editable
+    install), else where a non-editable install put them (``<prefix>/share/fusion-studio/assets``)."""
+    prefixes = [sysconfig.get_path("data"), sysconfig.get_path("data", f"{os.name}_user")]
+    installed = [Path(prefix) / "share" / "fusion-studio" / "assets" for prefix in prefixes]
+    for folder in (beside, *installed):
+        if (folder / "embedded" / "model_index.json").is_file():
+            return folder
+    return beside  # a checkout without its assets: loading a preset then says what is missing
+
+
+ASSETS = find_assets()
 PRESETS = ("embedded",)
 MEDIA_CACHE_SIZE = 64  # recent images and sounds kept so their recipes replay without re-upload
 

@@ -15,7 +15,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+from core.studio import ASSETS
+
+EXAMPLES = ASSETS / "examples"
 CORPUS = Path.home() / ".cache" / "fusion-studio" / "corpus"  # where studio-data writes it
 CORPUS_ITEMS = {  # example key → corpus item id
     "red-apple": "tuxpaint-food-fruit-apple-red",

@@ -96,3 +96,34 @@ def test_a_clean_copy_resolves_its_requirements_and_serves_as_a_space(tmp_path):
         page = httpx.get(f"http://127.0.0.1:{port}/config", timeout=30)
         assert page.status_code == 200
     assert (tmp_path / "history" / "items").is_dir()
+
+
+def test_a_wheel_carries_the_preset_and_the_examples_for_a_non_editable_install(tmp_path, monkeypatch):
+    import sysconfig
+    import zipfile
+
+    import core.studio
+
+    source = tmp_path / "source"  # built from a copy: setuptools writes build/ and *.egg-info into the tree
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    for name in ("core", "studio", "assets"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)], check=True)
+    wheel = zipfile.ZipFile(next(tmp_path.glob("fusion_studio-*.whl")))
+    data = "fusion_studio-0.1.0.data/data/share/fusion-studio/assets/"
+    packed = sorted(name.removeprefix(data) for name in wheel.namelist() if name.startswith(data))
+    needed = sorted(str(path.relative_to(ROOT / "assets")) for folder in ("embedded", "examples") for path in (ROOT / "assets" / folder).rglob("*")
+                    if path.is_file() and "eval" not in path.relative_to(ROOT / "assets").parts)
+    assert packed == needed  # a new part's folder must be listed under [tool.setuptools.data-files]
+    prefix = tmp_path / "prefix"
+    for name in wheel.namelist():
+        if name.startswith(data):
+            target = prefix / "share" / "fusion-studio" / "assets" / name.removeprefix(data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(wheel.read(name))
+    monkeypatch.setattr(sysconfig, "get_path", lambda name, scheme=None: str(prefix))
+    found = core.studio.find_assets(beside=tmp_path / "site-packages" / "assets")  # installed: nothing beside the packages
+    assert found == prefix / "share" / "fusion-studio" / "assets"
+    assert core.load_studio(found / "embedded").is_trained

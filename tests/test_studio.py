@@ -195,3 +195,14 @@ def test_shipped_files_fit_a_space_without_lfs():
     over = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file() and path.stat().st_size >= 10_000_000)
     assert over == []
     assert list((folder / "image_unet").glob("*-of-*.safetensors")) and list((folder / "audio_unet").glob("*-of-*.safetensors"))
+
+
+def test_the_preset_folder_carries_a_hub_model_card_and_the_repository_its_licence():
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(core.studio.ASSETS / "embedded" / "README.md")
+    assert card.data.library_name == "diffusers" and card.data.pipeline_tag == "text-to-image" and card.data.license
+    assert "## Data" in card.text and "## Licence" in card.text
+    root = core.studio.ASSETS.parent
+    assert (root / "LICENSE").read_text().lstrip().startswith("Apache License")
+    assert 'license = "Apache-2.0"' in (root / "pyproject.toml").read_text()
