@@ -56,7 +56,8 @@ FUSION = {"MVAE": "poe", "MMVAE": "moe", "MoPoE": "mopoe"}
 class Budget:
     """How much training a latent model gets, and on which objective terms: the baselines get the
     proposed model's steps, batch size and beta (read from the run's plan) and no contrastive or
-    input-noise term; candidates of the objective selection set those terms too."""
+    input-noise term; candidates of the objective selection (``experiments/selection.py``) set those
+    terms too."""
 
     steps: int
     batch_size: int = 256

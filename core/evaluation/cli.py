@@ -19,7 +19,6 @@ for at most 200 steps (a few minutes more, and a comparison the report flags as 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import time
@@ -49,28 +48,6 @@ from .table import Table
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fusion-studio"
-
-
-def add_training_item_arguments(parser: argparse.ArgumentParser, outputs: str) -> None:
-    """``--corpus``, ``--run``, ``--studio`` and ``--out`` of the tools that choose a setting on
-    a run's training items (the objective, the guidance), writing ``outputs`` beside the report."""
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CACHE / "corpus", help="the corpus built by studio-data (default: %(default)s)")
-    parser.add_argument("--run", type=Path, default=Path("runs/embedded"), help="the studio-train run whose cached training items to use")
-    parser.add_argument("--studio", default="embedded", help="a preset name or a saved studio folder, whose models are used")
-    parser.add_argument("--out", type=Path, default=None, help=f"folder for {outputs} (default: <studio>/eval)")
-
-
-def write_beside_report(out: Path | None, studio: str, name: str, result: dict, text: str) -> Path:
-    """Writes ``name.json`` and ``name.md`` (``text``) into ``out``, by default the studio's
-    ``eval/`` folder beside the report, prints the text, and returns the folder."""
-    from ..studio import resolve_preset
-
-    out = out or resolve_preset(studio) / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2))
-    (out / f"{name}.md").write_text(text, encoding="utf-8")
-    print(text)
-    return out
 
 
 def proposed_description(objective: dict[str, float]) -> str:

@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("embeddings", "sound_encoder", "joint", "image_prior", "image_bank", "image_autoencoder", "image_decoder", "image_diffusion", "sound_diffusion", "caption", "export")
 # run by name only, never by ``all``: the diffusion prior was level with the decoded mean on two
-# validation folds (core.evaluation.prior_choice), so the shipped studio snaps to the image bank
+# validation folds (experiments/prior_choice.py), so the shipped studio snaps to the image bank
 # instead; a run that trains the prior after the bank exports the prior
 OPTIONAL_STAGES = ("image_prior",)
 CLIP_FRAMES = 172  # 2 s at 22050 Hz, hop 256
@@ -72,15 +72,15 @@ class TrainPlan:
         "sound_encoder": 64, "joint": 256, "image_prior": 256, "image_autoencoder": 16, "image_decoder": 16,
         "image_diffusion": 16, "sound_diffusion": 16, "caption": 64,
     })
-    # the joint model's objective (``JointObjective`` fields), chosen by core.evaluation.selection; the baselines share its beta
+    # the joint model's objective (``JointObjective`` fields), chosen by experiments/selection.py; the baselines share its beta
     joint_objective: dict[str, float] = field(default_factory=lambda: {"beta": 0.5, "contrastive": 20.0, "input_noise": 2.0, "clean_alignment": True})
-    # the exported studio's default classifier-free guidance per output, chosen on training prompts by core.evaluation.guidance
+    # the exported studio's default classifier-free guidance per output, chosen on training prompts by experiments/guidance.py
     guidance: dict[str, float] = field(default_factory=lambda: {"image": 7.0, "audio": 5.0})
     # how the exported studio draws from the image prior: a diffusion prior's guidance and temperature
-    # (core.evaluation.prior_choice), and how many of its nearest entries an image bank draws among
+    # (experiments/prior_choice.py), and how many of its nearest entries an image bank draws among
     # (experiments/variety.py: the fewest with which two seeds of a prompt differ by half as much as two prompts)
     prior_sampling: dict[str, float] = field(default_factory=lambda: {"guidance": 1.0, "temperature": 1.0, "candidates": 4})
-    # the exported studio's latent temperature per output (0: the posterior mean), chosen by core.evaluation.guidance --setting temperature
+    # the exported studio's latent temperature per output (0: the posterior mean), chosen by experiments/guidance.py --setting temperature
     latent_temperature: dict[str, float] = field(default_factory=dict)
     mixed_precision: str = "no"
 

@@ -11,12 +11,13 @@ tasks judged before any decoder), which stands in for the generation tables. The
 misses the fewest floors wins; a tie goes to the larger summed margin over the best baseline of
 each table.
 
-    python -m core.evaluation.selection --corpus C --run R [--candidates JSON]
+    python -m experiments.selection --corpus C --run R [--candidates JSON]
 
-writes ``selection-seed<N>.json`` and ``.md`` beside the report (``--validation-seed N``, 1 by
-default: another seed is another fold; with several seeds, ``selection.json`` and ``.md`` hold
-the choice over all the folds). Every model is saved in the work folder under its
-fold, so a stopped run resumes and a second run only fills the tables again.
+writes ``<date>-selection-seed<N>.json`` and ``.md`` into ``docs/experiments/``, or the folder
+``--out`` names (``--validation-seed N``, 1 by default: another seed is another fold; with
+several seeds, ``<date>-selection.json`` and ``.md`` hold the choice over all the folds). Every
+model is saved in the work folder under its fold, so a stopped run resumes and a second run only
+fills the tables again.
 """
 
 from __future__ import annotations
@@ -31,17 +32,18 @@ from pathlib import Path
 
 import torch
 
-from ..data.splits import assign_splits
-from ..fusion.joint import JointLatentModel
-from .baselines import Budget, train_baselines, train_to_budget
-from .cli import add_training_item_arguments, embedding_tables
-from .dataset import EvalSplit, load_train_split
-from .floors import PROPOSED, bridge_floor, table_floors
-from .generation import predicted_coherence_table
-from .label_bridge import LabelBridge
-from .methods import LabelBridgeMethod, LatentModelMethod
-from .report import fmt
-from .table import Table
+from core.data.splits import assign_splits
+from core.evaluation.baselines import Budget, train_baselines, train_to_budget
+from core.evaluation.cli import embedding_tables
+from core.evaluation.dataset import EvalSplit, load_train_split
+from core.evaluation.floors import PROPOSED, bridge_floor, table_floors
+from core.evaluation.generation import predicted_coherence_table
+from core.evaluation.label_bridge import LabelBridge
+from core.evaluation.methods import LabelBridgeMethod, LatentModelMethod
+from core.evaluation.report import fmt
+from core.evaluation.table import Table
+from core.fusion.joint import JointLatentModel
+from experiments.common import add_training_item_arguments, dated, results_folder, today
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +168,7 @@ def combined_markdown(combined: Mapping) -> str:
     lines = [
         "# Choosing the joint objective over several validation folds",
         "",
-        f"Folds (validation seeds): {', '.join(map(str, seeds))}; each fold's tables are in `selection-seed<N>.md`.",
+        f"Folds (validation seeds): {', '.join(map(str, seeds))}; each fold's tables are in `<date>-selection-seed<N>.md` beside this file.",
         "",
         "| objective | " + " | ".join(f"missed, seed {seed}" for seed in seeds) + " | missed in all | summed margin |",
         "|---|" + "---|" * (len(seeds) + 2),
@@ -214,7 +216,7 @@ def markdown(selection: Mapping) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.evaluation.selection", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.selection", description=__doc__.split("\n\n")[0])
     add_training_item_arguments(parser, "selection-seed<N>.json and .md")  # the run's joint budget; the studio's joint configuration
     parser.add_argument("--work", type=Path, default=None, help="where the models are saved (default: <run>/eval/selection)")
     parser.add_argument("--candidates", type=json.loads, default=None, help="JSON list of joint objectives (default: the built-in thirteen)")
@@ -223,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this long in each model (resumable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from .. import load_studio
-    from ..studio import resolve_preset
+    from core import load_studio
 
     pipeline = load_studio(args.studio).pipeline
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
@@ -232,8 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     candidates = args.candidates or CANDIDATES
     if not candidates or not all(isinstance(c, dict) for c in candidates):
         parser.error("--candidates takes a JSON list of objects, e.g. '[{\"contrastive\": 20}]'.")
-    out = args.out or resolve_preset(args.studio) / "eval"
-    out.mkdir(parents=True, exist_ok=True)
+    out, day = results_folder(args.out), today()  # every fold's files dated as the run's start
     selections = []
     for seed in args.validation_seed:
         fold_start = time.perf_counter()
@@ -242,14 +242,14 @@ def main(argv: list[str] | None = None) -> int:
             candidates, max_minutes=args.max_minutes, validation_seed=seed,
         )
         selection["seconds"] = round(time.perf_counter() - fold_start, 1)
-        (out / f"selection-seed{seed}.json").write_text(json.dumps(selection, indent=2, ensure_ascii=False))
-        (out / f"selection-seed{seed}.md").write_text(markdown(selection), encoding="utf-8")
+        (out / f"{dated(f'selection-seed{seed}', day)}.json").write_text(json.dumps(selection, indent=2, ensure_ascii=False))
+        (out / f"{dated(f'selection-seed{seed}', day)}.md").write_text(markdown(selection), encoding="utf-8")
         print(markdown(selection))
         selections.append(selection)
     if len(selections) > 1:
         combined = combine(selections)
-        (out / "selection.json").write_text(json.dumps(combined, indent=2, ensure_ascii=False))
-        (out / "selection.md").write_text(combined_markdown(combined), encoding="utf-8")
+        (out / f"{dated('selection', day)}.json").write_text(json.dumps(combined, indent=2, ensure_ascii=False))
+        (out / f"{dated('selection', day)}.md").write_text(combined_markdown(combined), encoding="utf-8")
         print(combined_markdown(combined))
     complete = all(s["complete"] for s in selections)
     return 0 if complete else 2

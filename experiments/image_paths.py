@@ -12,10 +12,11 @@ Each is judged like the guidance sweep: the nearest real training image, the pro
 out, in EfficientNet feature space. The gap between the first two is the joint model's; between
 the last and the real images' own score, the decoder's.
 
-    python -m core.evaluation.image_paths --corpus C --run R [--prompts 160]
+    python -m experiments.image_paths --corpus C --run R [--prompts 160]
 
-writes ``image-paths.json``, ``image-paths.md`` and ``image-paths.png`` (for the first
-``--sheet`` items: the real image, then the image decoded from each path) beside the report.
+writes ``<date>-image-paths.json``, ``.md`` and ``.png`` (for the first ``--sheet`` items: the
+real image, then the image decoded from each path) into ``docs/experiments/``, or the folder
+``--out`` names.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .cli import add_training_item_arguments, write_beside_report
-from .dataset import EvalSplit, load_train_split
-from .floors import PROPOSED
-from .generation import (
+from core.evaluation.dataset import EvalSplit, load_train_split
+from core.evaluation.floors import PROPOSED
+from core.evaluation.generation import (
     GenerationSettings,
     MediaGenerator,
     build_judge,
@@ -40,8 +40,9 @@ from .generation import (
     made_embeddings,
     real_features,
 )
-from .methods import studio_method
-from .report import fmt
+from core.evaluation.methods import studio_method
+from core.evaluation.report import fmt
+from experiments.common import add_training_item_arguments, write_result
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,8 @@ def image_paths(pipeline, train: EvalSplit, prompts: int = 160, seed: int = 0, s
 
 def paths_sheet(paths: dict, images: dict[str, list[Image.Image]], train: EvalSplit, corpus: Path, count: int) -> Image.Image:
     """For the first ``count`` items, a row each: the real image, then the image from each path."""
-    from ..media import load_image
-    from .showcase import contact_sheet
+    from core.evaluation.showcase import contact_sheet
+    from core.media import load_image
 
     items = {item.id: item for item in train.items}
     tiles, labels = [], []
@@ -110,21 +111,21 @@ def markdown(paths: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.evaluation.image_paths", description=__doc__.split("\n\n")[0])
-    add_training_item_arguments(parser, "image-paths.json and .md")
+    parser = argparse.ArgumentParser(prog="python -m experiments.image_paths", description=__doc__.split("\n\n")[0])
+    add_training_item_arguments(parser, "image-paths.json, .md and .png")
     parser.add_argument("--prompts", type=int, default=160, help="training items (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
-    parser.add_argument("--sheet", type=int, default=8, help="items on image-paths.png (default: %(default)s)")
+    parser.add_argument("--sheet", type=int, default=8, help="items on <date>-image-paths.png (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from .. import load_studio
+    from core import load_studio
 
     pipeline = load_studio(args.studio).pipeline
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
     paths, images = image_paths(pipeline, train, args.prompts, steps=args.steps)
     paths["weights_version"] = pipeline.config.weights_version
-    out = write_beside_report(args.out, args.studio, "image-paths", paths, markdown(paths))
-    paths_sheet(paths, images, train, args.corpus, args.sheet).save(out / "image-paths.png", optimize=True)
+    stem = write_result(args.out, "image-paths", paths, markdown(paths))
+    paths_sheet(paths, images, train, args.corpus, args.sheet).save(stem.with_name(f"{stem.name}.png"), optimize=True)
     return 0
 
 

@@ -10,9 +10,10 @@ through the same EfficientNet, so for images the judge is not independent of it 
 an upper bound on what a person would see (the contact sheet is the check by eye); sounds are
 read back through the project's audio encoder, which the log-mel judge does not share.
 
-    python -m core.evaluation.best_first --corpus C --run R [--output sound] [--variants 4] [--prompts 160]
+    python -m experiments.best_first --corpus C --run R [--output sound] [--variants 4] [--prompts 160]
 
-writes ``best-first.json`` and ``best-first.md`` (``best-first-sound.*`` for sounds) beside the report.
+writes ``<date>-best-first.json`` and ``.md`` (``<date>-best-first-sound.*`` for sounds) into
+``docs/experiments/``, or the folder ``--out`` names.
 """
 
 from __future__ import annotations
@@ -24,10 +25,8 @@ from pathlib import Path
 
 import torch
 
-from ..media import load_image
-from .cli import add_training_item_arguments, write_beside_report
-from .dataset import EvalSplit, load_train_split
-from .generation import (
+from core.evaluation.dataset import EvalSplit, load_train_split
+from core.evaluation.generation import (
     GenerationSettings,
     MediaGenerator,
     build_judge,
@@ -35,8 +34,10 @@ from .generation import (
     judge_keys,
     waveform_log_mels,
 )
-from .guidance import FILES, INPUTS
-from .report import fmt
+from core.evaluation.report import fmt
+from core.media import load_image
+from experiments.common import add_training_item_arguments, write_result
+from experiments.guidance import FILES, INPUTS
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def markdown(comparison: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.evaluation.best_first", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.best_first", description=__doc__.split("\n\n")[0])
     add_training_item_arguments(parser, "best-first.json and .md (best-first-sound.* for sounds)")
     parser.add_argument("--output", choices=["image", "sound"], default="image", help="images from captions or sounds from images (default: %(default)s)")
     parser.add_argument("--variants", type=int, default=4, help="images per caption, ranked (default: %(default)s)")
@@ -122,14 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     if not 2 <= args.variants <= 16:
         parser.error("--variants takes 2 to 16.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from .. import load_studio
+    from core import load_studio
 
     studio = load_studio(args.studio)
     train = load_train_split(args.run, args.corpus, studio.pipeline.audio_encoder)
     output = "audio" if args.output == "sound" else "image"
     comparison = best_first_comparison(studio, train, args.variants, args.prompts, steps=args.steps, output=output, corpus=args.corpus, temperature=args.temperature)
     comparison["weights_version"] = studio.weights_version
-    write_beside_report(args.out, args.studio, FILES[output].replace("guidance", "best-first"), comparison, markdown(comparison))
+    write_result(args.out, FILES[output].replace("guidance", "best-first"), comparison, markdown(comparison))
     return 0
 
 

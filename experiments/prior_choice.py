@@ -17,14 +17,15 @@ near-duplicates: like the joint model, it knows the fold's other items. The fold
 of the validation items, so it cannot draw a concept that only they show. ``--variants`` picks
 the rows (default: ``mean,prior,bank``).
 
-    python -m core.evaluation.prior_choice --corpus C --run R [--values 1,2,4] [--score embeddings]
+    python -m experiments.prior_choice --corpus C --run R [--values 1,2,4] [--score embeddings]
 
-writes ``prior.json`` and ``prior.md`` beside the report. ``--score embeddings`` skips the image
-decoder and judges the drawn embeddings themselves (the same EfficientNet space), in seconds
-rather than minutes, into ``prior-embeddings.json`` and ``.md``: a quick way to compare priors
-with one another (their steps, temperature, guidance). Against the decoded mean it is no verdict,
-as the nearest real image to a concept's average embedding is often of that concept while the
-decoder draws the average as a blur. ``studio-train export --prior-sampling
+writes ``<date>-prior.json`` and ``.md`` into ``docs/experiments/``, or the folder ``--out``
+names. ``--score embeddings`` skips the image decoder and judges the drawn embeddings themselves
+(the same EfficientNet space), in seconds rather than minutes, into
+``<date>-prior-embeddings.json`` and ``.md``: a quick way to compare priors with one another
+(their steps, temperature, guidance). Against the decoded mean it is no verdict, as the nearest
+real image to a concept's average embedding is often of that concept while the decoder draws
+the average as a blur. ``studio-train export --prior-sampling
 '{"guidance": G, "temperature": T}'`` sets how the exported studio draws from the prior (which
 is exported when the run trained one: ``studio-train image_prior``).
 """
@@ -37,11 +38,10 @@ import time
 
 import torch
 
-from .baselines import train_image_prior
-from .cli import add_training_item_arguments, write_beside_report
-from .dataset import load_train_split
-from .floors import PROPOSED
-from .generation import (
+from core.evaluation.baselines import train_image_prior
+from core.evaluation.dataset import load_train_split
+from core.evaluation.floors import PROPOSED
+from core.evaluation.generation import (
     GenerationSettings,
     MediaGenerator,
     build_judge,
@@ -53,10 +53,11 @@ from .generation import (
     made_embeddings,
     real_features,
 )
-from .guidance import choice_lines, parse_values
-from .methods import LatentModelMethod
-from .report import fmt
-from .selection import VALIDATION_SEED, validation_split
+from core.evaluation.methods import LatentModelMethod
+from core.evaluation.report import fmt
+from experiments.common import add_training_item_arguments, write_result
+from experiments.guidance import choice_lines, parse_values
+from experiments.selection import VALIDATION_SEED, validation_split
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,8 @@ def compare_prior(
 ) -> dict:
     """The decoded mean, the fold's prior at each guidance value and the image banks (each of
     ``variants``), on validation captions."""
-    from ..decoders.embedding_prior import EmbeddingPrior
-    from ..pipelines.build import build_image_prior
+    from core.decoders.embedding_prior import EmbeddingPrior
+    from core.pipelines.build import build_image_prior
 
     fit, validation = validation_split(train, seed=validation_seed)
     if isinstance(pipeline.image_prior, EmbeddingPrior):
@@ -119,7 +120,7 @@ def prompts_left_out_bank(train, validation, rows, components: int, duplicate_co
     """An image bank of every training image but those of the validation ``rows`` and their
     near-duplicates (a cosine above ``duplicate_cosine`` in the whitened components, as the
     bank itself keeps near-duplicates once)."""
-    from ..decoders.embedding_prior import EmbeddingBank
+    from core.decoders.embedding_prior import EmbeddingBank
 
     images = train.rows(("image",))
     embeddings = train.embeddings["image"][images]
@@ -133,7 +134,7 @@ def prompts_left_out_bank(train, validation, rows, components: int, duplicate_co
 
 def fold_bank(fit, components: int):
     """An image bank of the fit items' images only."""
-    from ..decoders.embedding_prior import EmbeddingBank
+    from core.decoders.embedding_prior import EmbeddingBank
 
     return EmbeddingBank.from_embeddings(fit.embeddings["image"][fit.rows(("image",))], components=components).eval()
 
@@ -176,7 +177,7 @@ def markdown(comparison: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.evaluation.prior_choice", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.prior_choice", description=__doc__.split("\n\n")[0])
     add_training_item_arguments(parser, "prior.json and .md")
     parser.add_argument("--values", default=",".join(f"{v:g}" for v in VALUES), help="comma-separated prior guidance values (default: %(default)s)")
     parser.add_argument("--prompts", type=int, default=160, help="validation captions (default: %(default)s)")
@@ -191,13 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not variants or any(v not in VARIANTS for v in variants):
         parser.error(f"--variants takes a comma-separated list of {', '.join(VARIANTS)}.")
-    from ..decoders.embedding_prior import valid_temperature
+    from core.decoders.embedding_prior import valid_temperature
 
     if not valid_temperature(args.temperature):
         parser.error("--temperature takes a number above 0 and at most 2.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from .. import load_studio
-    from ..training.stages import TrainPlan
+    from core import load_studio
+    from core.training.stages import TrainPlan
 
     pipeline = load_studio(args.studio).pipeline
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                                plan.batch_size["image_prior"], temperature=args.temperature, validation_seed=args.validation_seed,
                                decode=args.score == "images", variants=variants, size=plan.size)
     comparison["weights_version"] = pipeline.config.weights_version
-    write_beside_report(args.out, args.studio, "prior" if args.score == "images" else "prior-embeddings", comparison, markdown(comparison))
+    write_result(args.out, "prior" if args.score == "images" else "prior-embeddings", comparison, markdown(comparison))
     return 0
 
 

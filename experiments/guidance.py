@@ -10,14 +10,15 @@ is the report's nearest-real-item judge over the training items, the prompt's ow
 out. The value with the highest concept coherence wins; ties go to category coherence, then
 to the lower Fréchet distance to the other training media.
 
-    python -m core.evaluation.guidance --corpus C --run R [--output sound] [--values 2,3,5,7,10]
-    python -m core.evaluation.guidance --corpus C --run R --setting temperature --values 0,0.5,1
-    python -m core.evaluation.guidance --corpus C --run R --setting steps --values 25,50 --scheduler dpm++
+    python -m experiments.guidance --corpus C --run R [--output sound] [--values 2,3,5,7,10]
+    python -m experiments.guidance --corpus C --run R --setting temperature --values 0,0.5,1
+    python -m experiments.guidance --corpus C --run R --setting steps --values 25,50 --scheduler dpm++
 
-writes ``guidance.json`` and ``guidance.md`` (``guidance-sound.*`` for sounds; ``temperature*``
-and ``steps*`` for the other settings, with ``-<scheduler>`` when one is named) beside the
-report. ``studio-train export --guidance '{"image": G}'`` (or ``--temperature '{"image": T}'``;
-``"audio"`` for sounds) puts the chosen value into the exported studio.
+writes ``<date>-guidance.json`` and ``.md`` (``<date>-guidance-sound.*`` for sounds;
+``<date>-temperature*`` and ``<date>-steps*`` for the other settings, with ``-<scheduler>`` when
+one is named) into ``docs/experiments/``, or the folder ``--out`` names. ``studio-train export
+--guidance '{"image": G}'`` (or ``--temperature '{"image": T}'``; ``"audio"`` for sounds) puts
+the chosen value into the exported studio.
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ from collections.abc import Sequence
 
 import torch
 
-from ..decoders.diffusion_unets import SCHEDULERS
-from .cli import add_training_item_arguments, write_beside_report
-from .dataset import EvalSplit, load_train_split
-from .floors import PROPOSED
-from .generation import (
+from core.decoders.diffusion_unets import SCHEDULERS
+from core.evaluation.dataset import EvalSplit, load_train_split
+from core.evaluation.floors import PROPOSED
+from core.evaluation.generation import (
     GenerationSettings,
     MediaGenerator,
     build_judge,
@@ -45,8 +45,9 @@ from .generation import (
     real_features,
     task_name,
 )
-from .methods import studio_method
-from .report import fmt
+from core.evaluation.methods import studio_method
+from core.evaluation.report import fmt
+from experiments.common import add_training_item_arguments, write_result
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def parse_values(parser: argparse.ArgumentParser, text: str, highest: float) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.evaluation.guidance", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.guidance", description=__doc__.split("\n\n")[0])
     add_training_item_arguments(parser, "guidance.json and .md (guidance-sound.* for sounds; temperature* for temperatures)")
     parser.add_argument("--setting", choices=list(SETTINGS), default="guidance", help="what to sweep (default: %(default)s)")
     parser.add_argument("--output", choices=["image", "sound"], default="image", help="images from captions or sounds from images (default: %(default)s)")
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps takes a whole number from 1 to 200.")
     output = "audio" if args.output == "sound" else "image"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from .. import load_studio
+    from core import load_studio
 
     pipeline = load_studio(args.studio).pipeline
     train = load_train_split(args.run, args.corpus, pipeline.audio_encoder)
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep = guidance_sweep(pipeline, train, values, args.prompts, args.steps, output=output, setting=args.setting, scheduler=args.scheduler)
     sweep["weights_version"] = pipeline.config.weights_version
     name = FILES[output].replace("guidance", args.setting) + (f"-{args.scheduler.replace('+', 'p')}" if args.scheduler else "")
-    write_beside_report(args.out, args.studio, name, sweep, markdown(sweep))
+    write_result(args.out, name, sweep, markdown(sweep))
     return 0
 
 
