@@ -56,6 +56,17 @@ def test_from_pretrained_honours_dtype_and_overrides_and_refuses_the_rest(pipe, 
         StudioPipeline.from_pretrained(tmp_path, use_karras_sigmas=True)
 
 
+def test_diffusion_pipeline_from_pretrained_says_how_to_load_a_studio(pipe, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    pipe.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="trust_remote_code=True"):  # diffusers' own question first
+        DiffusionPipeline.from_pretrained(tmp_path)
+    with pytest.raises(ImportError, match=r"StudioPipeline\.from_pretrained\(folder\)"):
+        DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)
+    assert StudioPipeline.from_pretrained(tmp_path).config.weights_version == pipe.config.weights_version
+
+
 def test_save_pretrained_refuses_what_it_cannot_write(pipe, tmp_path):
     with pytest.raises(ValueError, match="safetensors only"):
         pipe.save_pretrained(tmp_path, safe_serialization=False)

@@ -174,6 +174,7 @@ def save_studio_pipeline(pipeline: StudioPipeline, folder: str | Path, max_shard
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pipeline.save_config(folder)  # model_index.json: component classes and pipeline settings
+    point_diffusers_here(folder)
     for name, component in pipeline.parts.items():
         if component is None:
             continue
@@ -187,6 +188,29 @@ def save_studio_pipeline(pipeline: StudioPipeline, folder: str | Path, max_shard
             component.save_pretrained(target, max_shard_size=max_shard_size)
         else:
             component.save_pretrained(target)
+
+
+# DiffusionPipeline.from_pretrained(folder) cannot build a studio's parts (its encoders and image
+# bank are not diffusers models): model_index.json names this module as the pipeline's code, as
+# diffusers' custom pipelines do, so the user is asked for trust_remote_code and then told how to load it
+DIFFUSERS_MODULE = "studio_pipeline"
+DIFFUSERS_NOTE = '''"""This folder is a Fusion Studio studio, loaded by its own pipeline class."""
+
+raise ImportError(
+    "A Fusion Studio folder is not loaded by DiffusionPipeline.from_pretrained (its encoders and image bank are "
+    "not diffusers models): install fusion-studio and call core.load_studio(folder) or "
+    "core.pipelines.studio_pipeline.StudioPipeline.from_pretrained(folder)."
+)
+'''
+
+
+def point_diffusers_here(folder: Path) -> None:
+    """Names ``DIFFUSERS_MODULE`` as the pipeline's code in ``model_index.json`` and writes it."""
+    index_path = folder / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index["_class_name"] = [DIFFUSERS_MODULE, StudioPipeline.__name__]
+    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    (folder / f"{DIFFUSERS_MODULE}.py").write_text(DIFFUSERS_NOTE)
 
 
 def saved_class(folder: Path, default: type) -> type:
