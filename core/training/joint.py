@@ -24,6 +24,19 @@ def set_stats_from_data(model: JointLatentModel, embeddings: Mapping[str, torch.
             model.set_embedding_stats(modality, embeddings[modality][present[index] > 0])
 
 
+class TrainingLoss(torch.nn.Module):
+    """A model's training loss as a module's ``forward``, so that the module ``accelerator.prepare``
+    wraps (in DDP under several processes) is the one called, and the gradients of every
+    parameter the loss used are averaged across processes before the optimizer steps."""
+
+    def __init__(self, model: torch.nn.Module, loss, objective: JointObjective | None):
+        super().__init__()
+        self.model, self.loss, self.objective = model, loss, objective
+
+    def forward(self, embeddings: Mapping[str, torch.Tensor], present: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return self.loss(self.model, embeddings, present, self.objective, generator)
+
+
 def train_joint_model(
     model: JointLatentModel,
     embeddings: Mapping[str, torch.Tensor],
@@ -54,8 +67,9 @@ def train_joint_model(
         generator=torch.Generator().manual_seed(config.seed),
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
-    prepared, optimizer, loader = runner.prepare(model, optimizer, loader)
-    generator = torch.Generator(device=runner.device).manual_seed(config.seed + 1)
+    prepared, optimizer, loader = runner.prepare(TrainingLoss(model, loss, objective), optimizer, loader)
+    rank = runner.accelerator.process_index  # each process draws its own noise
+    generator = torch.Generator(device=runner.device).manual_seed(config.seed + 1 + 1000 * rank)
     model.train()
 
     def step(batch, index: int) -> dict[str, float]:
@@ -63,7 +77,7 @@ def train_joint_model(
         batch_present = torch.zeros(len(model.modalities), mask.shape[0], device=mask.device)
         for column, modality in enumerate(names):
             batch_present[model.modalities.index(modality)] = mask[:, column]
-        terms = loss(model, dict(zip(names, tensors, strict=True)), batch_present, objective, generator)
+        terms = prepared(dict(zip(names, tensors, strict=True)), batch_present, generator)
         optimizer.zero_grad(set_to_none=True)
         runner.backward(terms["loss"])
         runner.accelerator.clip_grad_norm_(prepared.parameters(), 1.0)

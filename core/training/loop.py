@@ -6,7 +6,9 @@ The runner cycles the data, logs, checkpoints every ``checkpoint_every`` steps w
 ``accelerator.save_state`` (weights as safetensors, optimizer and RNG states, the step count)
 and resumes from the newest checkpoint in ``output_dir/checkpoints``. A stage can stop after
 ``max_minutes`` and the next call continues where it stopped. The same code runs on CPU, one
-GPU or several machines through an accelerate config (``accelerate launch``).
+GPU or several machines through an accelerate config (``accelerate launch``): every process
+runs the loop on its shard of each batch, the processes stop at the same step (the time limit
+is agreed on), and only the main process prunes old checkpoints.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,9 @@ class StageRunner:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.checkpoint_dir = self.output_dir / "checkpoints"
-        self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+        # a batch without some modality leaves its parameters unused: DDP must not wait for their gradients
+        unused = DistributedDataParallelKwargs(find_unused_parameters=True)
+        self.accelerator = accelerator or Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available(), kwargs_handlers=[unused])
         self.progress = Progress()
         self.accelerator.register_for_checkpointing(self.progress)
         set_seed(config.seed)
@@ -102,9 +106,18 @@ class StageRunner:
         """Saves the full training state at the current step and prunes old checkpoints."""
         path = self.checkpoint_dir / f"step-{self.progress.step:07d}"
         self.accelerator.save_state(str(path))
-        for old in sorted(self.checkpoint_dir.glob("step-*"))[: -self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            for old in sorted(self.checkpoint_dir.glob("step-*"))[: -self.config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
         return path
+
+    def _out_of_time(self, deadline: float) -> bool:
+        """Whether any process has reached ``deadline``: all stop at the same step, or DDP would hang."""
+        late = time.perf_counter() >= deadline
+        if self.accelerator.num_processes == 1 or deadline == math.inf:
+            return late
+        return bool(self.accelerator.reduce(torch.tensor([float(late)], device=self.device), reduction="sum").item() > 0)
 
     def run(self, loader: Iterable, step: Callable[[object, int], dict[str, float]]) -> StageResult:
         """Runs ``step(batch, step_index)`` until ``max_steps`` (or ``max_minutes``), resuming first.
@@ -116,7 +129,7 @@ class StageRunner:
         self.resume()
         history: list[dict[str, float]] = []
         running: dict[str, list[float]] = {}
-        while self.progress.step < self.config.max_steps and time.perf_counter() < deadline:
+        while self.progress.step < self.config.max_steps and not self._out_of_time(deadline):
             batches = 0
             for batch in loader:
                 batches += 1
@@ -127,7 +140,7 @@ class StageRunner:
                     running = {}
                 if self.progress.step % self.config.checkpoint_every == 0:
                     self.save_checkpoint()
-                if self.progress.step >= self.config.max_steps or time.perf_counter() >= deadline:
+                if self.progress.step >= self.config.max_steps or self._out_of_time(deadline):
                     break
             if batches == 0:
                 raise ValueError("The training data loader is empty.")

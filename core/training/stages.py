@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from safetensors.torch import load_file, save_file
 
 from ..audio import N_MELS, SAMPLE_RATE, fit_length, log_mel_spectrogram, prepare_waveform
@@ -137,8 +138,12 @@ class Run:
         return untrained
 
     def save_part(self, name: str, model) -> None:
+        """Saves a trained part (under ``accelerate launch``, the main process writes it once)."""
         model.is_trained = True
-        model.save_pretrained(self.parts / name)
+        state = PartialState()
+        if state.is_main_process:
+            model.save_pretrained(self.parts / name)
+        state.wait_for_everyone()
 
 
 # --- the stages ----------------------------------------------------------------------------
@@ -456,3 +461,7 @@ def main(argv: list[str] | None = None) -> None:
         if not run_stage(stage, run, args.export_to):
             # exit 3: the stage stopped on its time budget; run the same command again to go on
             raise SystemExit(3)
+
+
+if __name__ == "__main__":
+    main()
