@@ -86,3 +86,21 @@ def test_the_documented_accelerate_configs_load():
     kinds = {path.stem: load_config_from_file(str(path)) for path in (ROOT / "docs" / "accelerate").glob("*.yaml")}
     assert {name: (config.distributed_type.value, config.num_machines) for name, config in kinds.items()} == {
         "one-gpu": ("NO", 1), "gpus": ("MULTI_GPU", 1), "machines": ("MULTI_GPU", 2)}
+
+
+def test_training_on_a_users_folder_under_two_processes(tmp_path, tiny_studio):
+    from core import load_studio
+    from tests.test_user_data import user_folder
+
+    tiny_studio.save_pretrained(tmp_path / "preset")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port), "-m", "core.training.stages",
+              "--data", str(user_folder(tmp_path / "mine")), "--preset", str(tmp_path / "preset"), "--out", str(tmp_path / "out"),
+              "--run", str(tmp_path / "run"), "--steps", "4", "--batch-size", "2"]
+    done = subprocess.run(launch, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("wrote ") == 1  # the main process alone writes the studio
+    assert load_studio(tmp_path / "out").weights_version.startswith("user-")

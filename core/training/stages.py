@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -140,7 +141,7 @@ class Run:
     def save_part(self, name: str, model) -> None:
         """Saves a trained part (under ``accelerate launch``, the main process writes it once)."""
         model.is_trained = True
-        state = PartialState()
+        state = PartialState(cpu=not torch.cuda.is_available())  # as StageRunner makes it: processes on a CPU join over gloo
         if state.is_main_process:
             model.save_pretrained(self.parts / name)
         state.wait_for_everyone()
@@ -400,7 +401,13 @@ def run_stage(stage: str, run: Run, export_to: Path | None = None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="studio-train", description="Train the embedded preset in resumable stages.")
+    argv = sys.argv[1:] if argv is None else argv
+    if any(arg == "--data" or arg.startswith("--data=") for arg in argv):  # a studio on the user's own data
+        from .user_data import main as train_on_data
+
+        return train_on_data(argv)
+    parser = argparse.ArgumentParser(prog="studio-train", description="Train the embedded preset in resumable stages; "
+                                     "or, with --data FOLDER --out STUDIO, a studio on your own data (studio-train --data x --help).")
     parser.add_argument("stage", choices=[*STAGES, "all", "import"], help="the stage to run (all: every one in order but the optional image_prior; import: seed the run's parts from --from-studio)")
     parser.add_argument("--corpus", type=Path, required=True, help="a corpus folder built by studio-data")
     parser.add_argument("--run", type=Path, default=Path("runs/embedded"), help="where caches, checkpoints and parts go")

@@ -45,7 +45,7 @@ def main() -> None:
     config = StageConfig(args.out / "stage", max_steps=args.steps, checkpoint_every=6, log_every=3)
     result = train_joint_model(model, embeddings, present, config, batch_size=args.batch, learning_rate=1e-2,
                                loss=exact_loss if args.loss == "exact" else joint_loss)
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(args.out / f"rank{state.process_index}.safetensors"))
     if state.is_main_process:
         (args.out / "result.json").write_text(json.dumps({
