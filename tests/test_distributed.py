@@ -20,19 +20,25 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "scripts" / "train_joint.py"
 
 
-def train(out: Path, processes: int, batch: int, steps: int = 12, loss: str = "exact") -> dict:
-    """Runs the tiny joint training in ``processes`` processes; returns the main process's result."""
-    args = [str(SCRIPT), "--out", str(out), "--batch", str(batch), "--steps", str(steps), "--loss", loss]
+def launch(processes: int, *args: str) -> subprocess.CompletedProcess:
+    """Runs ``python *args`` in ``processes`` processes under ``accelerate launch`` (alone for one)
+    and checks that it succeeded."""
     if processes > 1:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         # --multi_gpu is accelerate's torchrun launcher; without CUDA the processes join over gloo on the CPU
-        args = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
-                "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port), *args]
+        args = ("-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port), *args)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def train(out: Path, processes: int, batch: int, steps: int = 12, loss: str = "exact") -> dict:
+    """Runs the tiny joint training in ``processes`` processes; returns the main process's result."""
+    launch(processes, str(SCRIPT), "--out", str(out), "--batch", str(batch), "--steps", str(steps), "--loss", loss)
     return json.loads((out / "result.json").read_text())
 
 
@@ -69,13 +75,7 @@ def test_studio_train_runs_a_stage_under_two_processes_and_saves_its_part_once(t
     common = ["--corpus", str(corpus), "--run", str(run), "--size", "tiny", "--steps", json.dumps({"sound_encoder": 2, "joint": 8})]
     main(["embeddings", *common])
     main(["sound_encoder", *common])
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port), "-m", "core.training.stages", "joint", *common]
-    done = subprocess.run(launch, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    launch(2, "-m", "core.training.stages", "joint", *common)
     assert sorted(path.name for path in (run / "stages" / "joint" / "checkpoints").iterdir()) == ["step-0000008"]
     assert JointLatentModel.from_pretrained(run / "parts" / "joint").config.latent_dim > 0
 
@@ -93,14 +93,7 @@ def test_training_on_a_users_folder_under_two_processes(tmp_path, tiny_studio):
     from tests.test_user_data import user_folder
 
     tiny_studio.save_pretrained(tmp_path / "preset")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port), "-m", "core.training.stages",
-              "--data", str(user_folder(tmp_path / "mine")), "--preset", str(tmp_path / "preset"), "--out", str(tmp_path / "out"),
-              "--run", str(tmp_path / "run"), "--steps", "4", "--batch-size", "2"]
-    done = subprocess.run(launch, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = launch(2, "-m", "core.training.stages", "--data", str(user_folder(tmp_path / "mine")), "--preset", str(tmp_path / "preset"),
+                  "--out", str(tmp_path / "out"), "--run", str(tmp_path / "run"), "--steps", "4", "--batch-size", "2")
     assert done.stdout.count("wrote ") == 1  # the main process alone writes the studio
     assert load_studio(tmp_path / "out").weights_version.startswith("user-")
