@@ -2,6 +2,7 @@
 startup benchmark, which starts app.py beside a plain gradio page."""
 
 import json
+import statistics
 import sys
 
 import pytest
@@ -29,18 +30,38 @@ def test_bench_reports_every_case_with_references(tiny_studio):
     cases = {(row["case"], row["batch"]) for row in report["rows"]}
     assert cases == {(case, batch) for case in (*CASES, "reference_plain_unet_loop") for batch in (1, 2)}
     assert report["matmul_peak_gflops"] > 0
+    plain = {row["batch"]: row for row in report["rows"] if row["case"] == "reference_plain_unet_loop"}
     for row in report["rows"]:
-        assert row["median_s"] > 0 and row["peak_mib"] > 0
-        if row["case"] == "text_to_image":
-            assert row["vs_plain_loop"] > 0 and row["fraction_of_matmul_peak"] > 0
+        if "times_s" in row:
+            assert row["median_s"] == pytest.approx(statistics.median(row["times_s"]))
+        assert row["per_item_s"] == pytest.approx(row["median_s"] / row["batch"]) and row["peak_mib"] > 0
+        if row["case"] == "text_to_image":  # the ratios are of figures measured in the same run
+            assert row["vs_plain_loop"] == pytest.approx(row["median_s"] / plain[row["batch"]]["median_s"])
+            assert row["fraction_of_matmul_peak"] == pytest.approx(row["unet_gflops"] / report["matmul_peak_gflops"])
+            # the same UNet work over each run's time
+            assert row["unet_gflops"] * row["median_s"] == pytest.approx(plain[row["batch"]]["unet_gflops"] * plain[row["batch"]]["median_s"])
     table = format_table(report)
     assert "text_to_image" in table and "reference_plain_unet_loop" in table
 
 
-def test_matmul_peak_is_positive():
+def test_matmul_peak_counts_two_flops_per_multiply_add_over_the_fastest_run(monkeypatch):
+    import itertools
+
     import torch
 
-    assert matmul_peak_gflops(torch.device("cpu"), size=256, repeats=2) > 0
+    import core.bench
+
+    durations = itertools.cycle([0.5, 0.25, 1.0])  # seconds of each timed product, in turn
+    clock = {"now": 0.0, "started": False}
+
+    def perf_counter():
+        if clock["started"]:
+            clock["now"] += next(durations)
+        clock["started"] = not clock["started"]
+        return clock["now"]
+
+    monkeypatch.setattr(core.bench.time, "perf_counter", perf_counter)
+    assert matmul_peak_gflops(torch.device("cpu"), size=256, repeats=2) == pytest.approx(2 * 256**3 / 0.25 / 1e9)
 
 
 def test_startup_benchmark_times_the_app_beside_a_plain_gradio_page():
