@@ -153,4 +153,9 @@ def _media(value: Any, folder: Path | None, kind: str) -> Any:
 
 
 def _name(value: Any) -> str:
-    return value if isinstance(value, str) else value.get("path") or "an embedded file" if isinstance(value, dict) else type(value).__name__
+    """How a problem report names a metadata entry: its path where it has one."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return value.get("path") or "an embedded file"
+    return type(value).__name__

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,12 @@ class StageResult:
     finished: bool
     history: list[dict[str, float]]
     seconds: float
+
+
+def process_state() -> PartialState:
+    """This process's place among those ``accelerate launch`` started, made as ``StageRunner``'s
+    accelerator makes it (on a machine without CUDA the processes join over gloo on the CPU)."""
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 class StageRunner:

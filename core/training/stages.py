@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import PartialState
 from safetensors.torch import load_file, save_file
 
 from ..audio import N_MELS, SAMPLE_RATE, fit_length, log_mel_spectrogram, prepare_waveform
@@ -42,7 +41,7 @@ from .caption import train_caption_decoder
 from .diffusion import train_diffusion_decoder
 from .image_autoencoder import train_image_autoencoder
 from .joint import train_joint_model
-from .loop import StageConfig
+from .loop import StageConfig, process_state
 from .prior import prior_training_pairs, train_embedding_prior
 from .sound_encoder import train_sound_encoder
 
@@ -141,7 +140,7 @@ class Run:
     def save_part(self, name: str, model) -> None:
         """Saves a trained part (under ``accelerate launch``, the main process writes it once)."""
         model.is_trained = True
-        state = PartialState(cpu=not torch.cuda.is_available())  # as StageRunner makes it: processes on a CPU join over gloo
+        state = process_state()
         if state.is_main_process:
             model.save_pretrained(self.parts / name)
         state.wait_for_everyone()

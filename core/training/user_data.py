@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
 from safetensors.torch import load_file, save_file
 
 from ..data.user import UserData
@@ -30,7 +29,7 @@ from ..fusion.objectives import JointObjective
 from ..pipelines.build import load_studio_pipeline
 from ..studio import resolve_preset
 from .joint import train_joint_model
-from .loop import StageConfig
+from .loop import StageConfig, process_state
 from .stages import TrainPlan, weights_digest
 
 logger = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         parser.error(str(error))
     pipeline = load_studio_pipeline(preset)
-    state = PartialState(cpu=not torch.cuda.is_available())  # as StageRunner makes it: processes on a CPU join over gloo
+    state = process_state()
     with state.main_process_first():  # the main process encodes; the others then read its cache
         if not (run / CACHE).is_file():
             try:

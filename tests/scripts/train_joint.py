@@ -9,13 +9,12 @@ import json
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
 from safetensors.torch import save_file
 
 from core.fusion import JointLatentModel, joint_loss
 from core.fusion.objectives import gaussian_kl, reconstruction_error
 from core.training.joint import train_joint_model
-from core.training.loop import StageConfig
+from core.training.loop import StageConfig, process_state
 
 DIMS = {"text": 12, "image": 20, "audio": 8}
 ITEMS = 64
@@ -45,7 +44,7 @@ def main() -> None:
     config = StageConfig(args.out / "stage", max_steps=args.steps, checkpoint_every=6, log_every=3)
     result = train_joint_model(model, embeddings, present, config, batch_size=args.batch, learning_rate=1e-2,
                                loss=exact_loss if args.loss == "exact" else joint_loss)
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = process_state()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(args.out / f"rank{state.process_index}.safetensors"))
     if state.is_main_process:
         (args.out / "result.json").write_text(json.dumps({
