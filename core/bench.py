@@ -96,6 +96,27 @@ def median_seconds(run: Callable[[], object], runs: int, device: torch.device) -
     return statistics.median(times), memory.peak, times
 
 
+def concurrent_seconds(call: Callable[[], object], clients: int, runs: int) -> list[float]:
+    """Per-request wall times of ``clients`` threads that call at the same moment, ``runs`` times
+    over (a request's time includes its wait for the others)."""
+    times: list[float] = []
+    for _ in range(runs):
+        barrier = threading.Barrier(clients)
+
+        def client(barrier=barrier):
+            barrier.wait()
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return times
+
+
 def matmul_peak_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
     """The best of ``repeats`` fp32 ``torch.mm`` timings of ``size``x``size``, in GFLOP/s."""
     a = torch.randn(size, size, device=device)
@@ -153,8 +174,10 @@ def example_inputs() -> tuple[Image.Image, tuple[int, np.ndarray]]:
     return picture, sound
 
 
-def run_benchmark(studio, batches: tuple[int, ...], runs: int, steps: int | None) -> dict:
-    """Times every case and both references; returns a JSON-serialisable report."""
+def run_benchmark(studio, batches: tuple[int, ...], runs: int, steps: int | None, unlocked_reference: bool = False) -> dict:
+    """Times every case and both references, and two clients at once against one (with
+    ``unlocked_reference``, also without the studio's compute lock, as before it had one);
+    returns a JSON-serialisable report."""
     pipeline = studio.pipeline
     device = studio.device
     picture, sound = example_inputs()
@@ -186,6 +209,17 @@ def run_benchmark(studio, batches: tuple[int, ...], runs: int, steps: int | None
             "peak_mib": plain_memory, "unet_forwards": forwards, "unet_gflops": unet_seconds_gflop / plain_seconds,
             "fraction_of_matmul_peak": unet_seconds_gflop / plain_seconds / peak,
         })
+    one = next(row for row in rows if row["case"] == "text_to_image" and row["batch"] == batches[0])
+    clients = {"two_clients_text_to_image": lambda: studio.generate("image", text="a red fire truck", num=batches[0], steps=image_steps)}
+    if unlocked_reference:  # the method without its lock: both calls split the cores
+        generate = type(studio).generate.__wrapped__
+        clients["two_clients_unlocked_reference"] = lambda: generate(studio, "image", text="a red fire truck", num=batches[0], steps=image_steps)
+    for name, call in clients.items():
+        with PeakMemory(device) as memory:
+            times = concurrent_seconds(call, clients=2, runs=runs)
+        seconds = statistics.median(times)
+        rows.append({"case": name, "batch": batches[0], "median_s": seconds, "per_item_s": seconds / batches[0], "peak_mib": memory.peak,
+                     "times_s": times, "vs_one_client": seconds / one["median_s"]})
     return {
         "preset": studio.preset, "weights_version": studio.weights_version, "trained": studio.is_trained,
         "device": str(device), "threads": torch.get_num_threads(), "runs": runs,
@@ -284,8 +318,10 @@ def format_table(report: dict) -> str:
         header,
         "-" * len(header),
     ]
+    if any("vs_one_client" in row for row in report["rows"]):
+        lines[0] += "; *: a request's time with two clients at once, against one client's"
     for row in report["rows"]:
-        ratio = f"{row['vs_plain_loop']:.2f}x" if "vs_plain_loop" in row else ""
+        ratio = f"{row['vs_plain_loop']:.2f}x" if "vs_plain_loop" in row else f"{row['vs_one_client']:.2f}x*" if "vs_one_client" in row else ""
         gflops = f"{row['unet_gflops']:.1f}" if "unet_gflops" in row else ""
         fraction = f"{100 * row['fraction_of_matmul_peak']:.1f}%" if "fraction_of_matmul_peak" in row else ""
         lines.append(
@@ -303,6 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per case, after one warm-up")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the preset's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--unlocked-reference", action="store_true", help="also time two clients without the studio's compute lock (slow)")
     parser.add_argument("--startup", type=int, default=0, metavar="N", help="instead time N starts of app.py, beside a plain gradio page")
     args = parser.parse_args(argv)
 
@@ -315,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     from . import load_studio
 
     studio = load_studio(args.preset, device=args.device)
-    report = run_benchmark(studio, tuple(args.batches), args.runs, args.steps)
+    report = run_benchmark(studio, tuple(args.batches), args.runs, args.steps, args.unlocked_reference)
     report["load_seconds"] = studio.load_seconds
     print(format_table(report))
     write_json(report, args.json)

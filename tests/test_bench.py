@@ -25,10 +25,15 @@ def test_bench_reports_every_case_with_references(tiny_studio):
     from core.decoders.vocoder import Vocoder
 
     tiny_studio.pipeline._vocoder = Vocoder(method="griffin-lim", griffin_lim_iters=4)
-    report = run_benchmark(tiny_studio, batches=(1, 2), runs=1, steps=2)
+    report = run_benchmark(tiny_studio, batches=(1, 2), runs=1, steps=2, unlocked_reference=True)
     json.dumps(report)  # serialisable
     cases = {(row["case"], row["batch"]) for row in report["rows"]}
-    assert cases == {(case, batch) for case in (*CASES, "reference_plain_unet_loop") for batch in (1, 2)}
+    clients = {("two_clients_text_to_image", 1), ("two_clients_unlocked_reference", 1)}
+    assert cases == {(case, batch) for case in (*CASES, "reference_plain_unet_loop") for batch in (1, 2)} | clients
+    one = next(row for row in report["rows"] if row["case"] == "text_to_image" and row["batch"] == 1)
+    for row in report["rows"]:
+        if row["case"].startswith("two_clients"):  # two requests a run, each timed from the same start
+            assert len(row["times_s"]) == 2 and row["vs_one_client"] == pytest.approx(row["median_s"] / one["median_s"])
     assert report["matmul_peak_gflops"] > 0
     plain = {row["batch"]: row for row in report["rows"] if row["case"] == "reference_plain_unet_loop"}
     for row in report["rows"]:
@@ -41,7 +46,23 @@ def test_bench_reports_every_case_with_references(tiny_studio):
             # the same UNet work over each run's time
             assert row["unet_gflops"] * row["median_s"] == pytest.approx(plain[row["batch"]]["unet_gflops"] * plain[row["batch"]]["median_s"])
     table = format_table(report)
-    assert "text_to_image" in table and "reference_plain_unet_loop" in table
+    assert "text_to_image" in table and "reference_plain_unet_loop" in table and "two clients at once" in table
+
+
+def test_concurrent_seconds_times_each_request_from_the_common_start():
+    import threading
+    import time
+
+    from core.bench import concurrent_seconds
+
+    lock = threading.Lock()
+
+    def call():
+        with lock:  # taking turns: the second request waits for the first
+            time.sleep(0.2)
+
+    times = sorted(concurrent_seconds(call, clients=2, runs=1))
+    assert times[0] == pytest.approx(0.2, abs=0.1) and times[1] == pytest.approx(0.4, abs=0.1)
 
 
 def test_matmul_peak_counts_two_flops_per_multiply_add_over_the_fastest_run(monkeypatch):

@@ -227,15 +227,16 @@ def test_english_check_drops_italian_and_boilerplate(english):
 # ---- media -----------------------------------------------------------------------------
 
 
-def test_image_tile_is_64_rgb_on_white_from_rgba(tmp_path):
+def test_image_tile_is_128_rgb_on_white_from_rgba(tmp_path):
     path = write_drawing(tmp_path / "d.png", (300, 100), colour=(0, 0, 255, 255))
-    tile = image_tile(path)
+    tile, side = image_tile(path)
     pixels = np.asarray(tile)
-    assert tile.size == (64, 64) and tile.mode == "RGB"
+    assert tile.size == (128, 128) and tile.mode == "RGB"
     assert (pixels[0, 0] == 255).all() and (pixels[-1, -1] == 255).all()  # transparent → white
-    assert tuple(pixels[32, 32]) == (0, 0, 255)
+    assert tuple(pixels[64, 64]) == (0, 0, 255)
     ink = np.flatnonzero((pixels < 200).any(axis=2).any(axis=0))
-    assert ink[0] <= 3 and ink[-1] >= 60  # the wide drawing fills the width, less the margin
+    assert ink[0] <= 5 and ink[-1] >= 122  # the wide drawing fills the width, less the margin
+    assert side == 280  # the rectangle's width in the source, from x = 10 to 289
     with pytest.raises(SkipItem, match="blank"):
         to_tile(Image.new("RGBA", (50, 50), (0, 0, 0, 0)))
 
@@ -243,8 +244,9 @@ def test_image_tile_is_64_rgb_on_white_from_rgba(tmp_path):
 def test_svg_renders_to_a_tile(tmp_path):
     path = tmp_path / "r.svg"
     path.write_text(svg("a rectangle", "red"))
-    pixels = np.asarray(image_tile(path))
-    assert pixels.shape == (64, 64, 3) and tuple(pixels[32, 32]) == (255, 0, 0)
+    tile, side = image_tile(path)
+    pixels = np.asarray(tile)
+    assert pixels.shape == (128, 128, 3) and tuple(pixels[64, 64]) == (255, 0, 0) and side > 128  # rendered 256 wide
 
 
 def test_sound_clip_is_2s_mono_22050(tmp_path):
@@ -364,7 +366,7 @@ def test_build_corpus_end_to_end(roots, english, tmp_path):
         )
         if item.image:
             with Image.open(out / item.image) as image:
-                assert image.size == (64, 64) and image.mode == "RGB"
+                assert image.size == (128, 128) and image.mode == "RGB" and item.image_side > 0
         if item.sound:
             info = soundfile.info(out / item.sound)
             assert (info.samplerate, info.channels, info.frames) == (22050, 1, CLIP_SAMPLES)

@@ -16,6 +16,8 @@ from core.decoders.image_autoencoder import (
     estimate_scaling_factor,
     images_to_pixels,
     pixels_to_images,
+    upsample_factor,
+    upscaling_autoencoder,
 )
 from core.training.image_autoencoder import (
     AutoencoderGANConfig,
@@ -245,6 +247,43 @@ def test_decoder_only_training_keeps_the_latent_space(pixels, tmp_path):
         assert torch.equal(vae.encode(pixels[:4]).latent_dist.mean, latents)
     assert all(parameter.requires_grad for parameter in vae.parameters())  # left as it was found
     assert "d_loss" not in {key for row in result.history for key in row}
+
+
+def test_upscaling_autoencoder_starts_as_the_old_decoder_enlarged(pixels, tmp_path):
+    vae, _ = tiny_models(seed=3)
+    larger = upscaling_autoencoder(vae)
+    assert upsample_factor(larger) == 2 * upsample_factor(vae) and larger.config.sample_size == 128
+    with torch.no_grad():
+        latents = encode_images(vae, pixels[:4])
+        assert torch.equal(encode_images(larger, pixels[:4]), latents)  # the same encoder, the same latents
+        small, large = decode_latents(vae, latents), decode_latents(larger, latents)  # (4, 3, 64, 64), (4, 3, 128, 128)
+    assert large.shape == (4, 3, 128, 128)
+    enlarged = torch.nn.functional.interpolate(small, scale_factor=2, mode="nearest")
+    # the last 3x3 convolution sees the enlarged features, so not exactly, but near: a random decoder's noise is far
+    assert (large - enlarged).abs().mean() < 0.5 * (large - decode_latents(upscaling_autoencoder(tiny_models(seed=4)[0]), latents)).abs().mean()
+    larger.save_pretrained(tmp_path / "vae")
+    from diffusers import AsymmetricAutoencoderKL
+
+    reloaded = AsymmetricAutoencoderKL.from_pretrained(tmp_path / "vae")
+    with torch.no_grad():
+        assert torch.equal(decode_latents(reloaded, latents), large)
+    with pytest.raises(ValueError, match="symmetric"):
+        upscaling_autoencoder(larger)
+
+
+def test_upscaling_decoder_learns_the_larger_pictures(pixels, tmp_path):
+    """Decoder-only training on (64-px input, 128-px target) pairs: the encoder stays, the loss falls."""
+    vae = upscaling_autoencoder(tiny_models(seed=5)[0])
+    targets = images_to_pixels(shapes_images(), size=128)
+    before = state(vae)
+    config = StageConfig(tmp_path, max_steps=24, checkpoint_every=100, log_every=4, seed=0)
+    training = AutoencoderGANConfig(batch_size=8, learning_rate=2e-3, adversarial_weight=0.0, train_encoder=False)
+    result = train_image_autoencoder(vae, PatchDiscriminator(base_channels=8), (pixels, targets), config, training, PerceptualLoss(TinyFeatures()))
+    after = state(vae)
+    assert all(torch.equal(before[n], after[n]) for n in before if n.startswith(("encoder.", "quant_conv.", "decoder.condition_encoder.")))
+    assert result.history[-1]["rec"] < 0.8 * result.history[0]["rec"]
+    with pytest.raises(ValueError, match="matching sizes"):  # 64-px targets for a 128-px decoder
+        train_image_autoencoder(vae, PatchDiscriminator(base_channels=8), (pixels, pixels), StageConfig(tmp_path / "b", max_steps=1), training, PerceptualLoss(TinyFeatures()))
 
 
 def test_training_rejects_unscaled_images(tmp_path):

@@ -213,3 +213,55 @@ def test_the_preset_folder_carries_a_hub_model_card_and_the_repository_its_licen
     root = core.studio.ASSETS.parent
     assert (root / "LICENSE").read_text().lstrip().startswith("Apache License")
     assert 'license = "Apache-2.0"' in (root / "pyproject.toml").read_text()
+
+
+def test_model_calls_from_several_threads_take_turns(tiny_studio, monkeypatch):
+    """Threads' generate, encode and add_to_gallery never run the model at the same time."""
+    import threading
+    import time
+
+    pipeline = type(tiny_studio.pipeline)
+    inside, overlaps = [], []
+    original_fuse = pipeline.fuse
+
+    def watched_fuse(self, *args, **kwargs):
+        if inside:
+            overlaps.append(True)
+        inside.append(True)
+        time.sleep(0.05)  # a slow model call: the other thread would enter now if it could
+        try:
+            return original_fuse(self, *args, **kwargs)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(pipeline, "fuse", watched_fuse)
+    calls = [
+        lambda: tiny_studio.generate("image", text="a red circle", steps=1),
+        lambda: tiny_studio.add_to_gallery("circle", text="a red circle"),
+        lambda: tiny_studio.encode(text="a blue square"),
+        lambda: tiny_studio.generate("image", text="a green circle", steps=1),
+    ]
+    barrier = threading.Barrier(len(calls))
+    errors = []
+
+    def client(call):
+        barrier.wait()
+        try:
+            call()
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=client, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and not overlaps
+    monkeypatch.setattr(tiny_studio, "compute_lock", __import__("contextlib").nullcontext())  # without the lock they overlap
+    threads = [threading.Thread(target=client, args=(call,)) for call in calls]
+    barrier = threading.Barrier(len(calls))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlaps, "the test cannot see overlapping calls"

@@ -26,9 +26,9 @@ def tiny_corpus(folder):
         for kind in ("image", "sound", "both"):
             key = f"{colour}-{kind}"
             image = sound = None
-            if kind in ("image", "both"):
-                picture = Image.new("RGB", (64, 64), "white")
-                ImageDraw.Draw(picture).ellipse((12, 12, 52, 52), fill=rgb)
+            if kind in ("image", "both"):  # 128-px tiles, as studio-data makes
+                picture = Image.new("RGB", (128, 128), "white")
+                ImageDraw.Draw(picture).ellipse((24, 24, 104, 104), fill=rgb)
                 image = f"images/{key}.png"
                 picture.save(folder / image)
             if kind in ("sound", "both"):
@@ -36,7 +36,7 @@ def tiny_corpus(folder):
                 sound = f"sounds/{key}.wav"
                 soundfile.write(folder / sound, (0.4 * np.sin(2 * np.pi * PITCHES[colour] * t)).astype(np.float32), 22050)
             items.append(Item(id=key, concept=colour, category="colour", caption=f"a {colour} circle", source="test",
-                              package="test", licence="CC0", origin=key, image=image, sound=sound))
+                              package="test", licence="CC0", origin=key, image=image, sound=sound, image_side=image and 400))
     write_manifest(items, folder)
 
 
@@ -99,7 +99,8 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     from core.decoders.vocoder import Vocoder
 
     studio.pipeline._vocoder = Vocoder(method="griffin-lim", griffin_lim_iters=2)
-    assert isinstance(studio.generate("image", text="a red circle", steps=2).outputs[0], Image.Image)
+    picture = studio.generate("image", text="a red circle", steps=2).outputs[0]
+    assert isinstance(picture, Image.Image) and picture.size == (128, 128)  # the decoder learned the 128-px tiles
     assert studio.generate("audio", image=str(corpus / "images/blue-image.png"), steps=2).outputs[0][0] == 22050
     assert isinstance(studio.caption(image=str(corpus / "images/green-image.png")).outputs[0], str)
     assert studio.pipeline.caption_decoder.lexicon.words == ["a", "blue", "circle", "green", "red"]  # the training captions' words
@@ -122,6 +123,55 @@ def test_every_stage_runs_resumes_and_exports(tmp_path):
     assert joint.stat().st_mtime_ns == before
     with pytest.raises(SystemExit):
         main(["import", *tiny, "--run", str(fresh)])
+
+
+def test_a_stage_packed_for_the_gpu_machine_runs_from_its_pack_alone_and_unpacks(tmp_path, monkeypatch):
+    """pack → the device call (here on the CPU, without the packaged encoders) → unpack, for each kind of device stage."""
+    import torch
+
+    from core.training import device
+    from core.training.stages import Run, TrainPlan
+
+    corpus, run_folder = tmp_path / "corpus", tmp_path / "run"
+    tiny_corpus(corpus)
+    common = ["--corpus", str(corpus), "--run", str(run_folder), "--size", "tiny", "--steps", json.dumps(dict.fromkeys(STAGES, 2))]
+    for stage in ("embeddings", "sound_encoder", "joint", "image_autoencoder", "sound_diffusion"):
+        main([stage, *common])
+    run_old = run_folder / "stages" / "sound_diffusion"
+    before = {p.name: p.stat().st_mtime_ns for p in (run_folder / "parts" / "audio_unet").glob("*.safetensors")}
+    for stage in ("image_diffusion", "sound_diffusion", "image_prior", "joint", "sound_encoder"):
+        pack = tmp_path / "packs" / stage
+        main(["pack", stage, *common[:4], "--into", str(pack), "--minutes", "0.01", "--batch-size", "4"])
+        assert not list(pack.rglob("*.bin")) and device.folder_bytes(pack) < 2**20
+        # there: no corpus, no packaged encoders, no run folder
+        import core.encoders.image
+        import core.encoders.text
+
+        with monkeypatch.context() as patched:
+            for module, name in ((core.encoders.text, "SentenceTextEncoder"), (core.encoders.image, "EfficientNetImageEncoder")):
+                patched.setattr(module, name, lambda *a, **k: pytest.fail("a packaged encoder was loaded on the device"))
+            report = device.run_pack(pack, tmp_path / "out" / stage)
+        assert report["stage"] == stage and report["steps"] >= 1 and report["samples_per_second"] > 0 and report["batch_size"] == 4
+        returned = sorted(p.relative_to(tmp_path / "out" / stage).as_posix() for p in (tmp_path / "out" / stage).rglob("*") if p.is_file())
+        assert len(returned) <= 8 and "device.json" in returned
+        main(["unpack", stage, *common[:4], "--from", str(tmp_path / "out" / stage)])
+        assert list((run_folder / "device").glob(f"{stage}-*.json"))
+    # the returned weights became the run's parts (fp32), and the run's own checkpoints were set aside
+    assert not run_old.exists() and list(run_folder.glob("stages/sound_diffusion.before-device-*"))
+    after = {p.name: p.stat().st_mtime_ns for p in (run_folder / "parts" / "audio_unet").glob("*.safetensors")}
+    assert after.keys() == before.keys() and all(after[k] != before[k] for k in before)
+    from safetensors.torch import load_file
+
+    assert {v.dtype for v in load_file(str(next((run_folder / "parts" / "image_unet").glob("*.safetensors")))).values()} == {torch.float32}
+    assert json.loads((run_folder / "parts" / "image_prior" / "config.json").read_text())["_class_name"] == "EmbeddingPrior"
+    main(["export", *common[:4], "--export-to", str(tmp_path / "studio")])
+    from core import load_studio
+
+    assert load_studio(tmp_path / "studio").generate("image", text="a red circle", steps=2).outputs[0].size == (64, 64)  # no image_decoder stage: 64 px
+    with pytest.raises(ValueError, match="does not run on the GPU machine"):
+        device.pack_stage("caption", Run(corpus, run_folder, TrainPlan.of_run(run_folder)), None, tmp_path / "x", 1.0)
+    with pytest.raises(ValueError, match="lacks the trained"):
+        main(["unpack", "joint", *common[:4], "--from", str(tmp_path / "empty")])
 
 
 def test_the_weights_digest_changes_with_any_weight():

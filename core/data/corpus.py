@@ -3,7 +3,7 @@ concept joins → splits → ``manifest.jsonl`` and ``summary.json``.
 
 Corpus folder layout::
 
-    images/<source>/<id>.png     64x64 RGB on white
+    images/<source>/<id>.png     128x128 RGB on white
     sounds/<source>/<id>.wav     mono 22050 Hz, 2 s, 16-bit PCM
     manifest.jsonl               one ``manifest.Item`` a line
     summary.json                 counts per source, modality and split; drops and their reasons
@@ -183,10 +183,10 @@ def _unique_id(candidate: Candidate, used: set[str]) -> str:
 
 
 def _write_item(candidate: Candidate, item_id: str, out: Path, report: BuildReport) -> Item | None:
-    image_path = sound_path = None
+    image_path = sound_path = image_side = None
     if candidate.image is not None:
         try:
-            tile = image_tile(candidate.image)
+            tile, image_side = image_tile(candidate.image)
             image_path = f"images/{candidate.source}/{item_id}.png"
             (out / image_path).parent.mkdir(parents=True, exist_ok=True)
             tile.save(out / image_path, optimize=True)
@@ -215,4 +215,5 @@ def _write_item(candidate: Candidate, item_id: str, out: Path, report: BuildRepo
         origin=candidate.origin,
         image=image_path,
         sound=sound_path,
+        image_side=image_side,
     )

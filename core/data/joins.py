@@ -58,5 +58,6 @@ def joined_item(concept: str, number: int, image_item: Item, sound_item: Item) -
         origin=f"image of {image_item.id}, sound of {sound_item.id}",
         image=image_item.image,
         sound=sound_item.sound,
+        image_side=image_item.image_side,
         parents=(image_item.id, sound_item.id),
     )

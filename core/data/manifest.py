@@ -18,7 +18,8 @@ class Item:
 
     ``split``: ``train``; ``heldout_item`` (an item held out from a concept seen in training);
     ``heldout_concept`` (every item of a concept never seen in training). ``parents`` names the
-    items whose media a concept-joined item reuses.
+    items whose media a concept-joined item reuses. ``image_side``: the longest side of the
+    image's drawing in its source, in pixels (None in corpora built before it was recorded).
     """
 
     id: str
@@ -33,6 +34,7 @@ class Item:
     sound: str | None = None
     split: str = "train"
     parents: tuple[str, ...] = field(default=())
+    image_side: int | None = None
 
     @property
     def modalities(self) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Turning source media into corpus media: 64x64 RGB tiles on white, and 2 s mono clips at 22050 Hz.
+"""Turning source media into corpus media: 128x128 RGB tiles on white, and 2 s mono clips at 22050 Hz.
 
 Images: alpha is composited on white (``core.media.to_rgb``), the drawing is cropped to its
 content, centred on a white square and scaled so its longer side fills the tile less a
@@ -20,8 +20,8 @@ from PIL import Image
 from ..audio import SAMPLE_RATE, fit_length, prepare_waveform
 from ..media import load_image, to_rgb
 
-TILE_SIZE = 64
-TILE_MARGIN = 2  # pixels of white around the drawing
+TILE_SIZE = 128
+TILE_MARGIN = 4  # pixels of white around the drawing
 WHITE_TOLERANCE = 8  # a channel within this of 255 counts as background
 SVG_RENDER_WIDTH = 256
 
@@ -70,15 +70,20 @@ def open_image(source: ImageSource) -> Image.Image:
         raise SkipItem("unreadable", str(error)) from error
 
 
-def to_tile(image: Image.Image, size: int = TILE_SIZE, margin: int = TILE_MARGIN) -> Image.Image:
-    """Crops an RGB-on-white image to its drawing and centres it on a white ``size`` square."""
+def crop_to_drawing(image: Image.Image) -> Image.Image:
+    """An RGB-on-white image cropped to its drawing (what is not background)."""
     image = to_rgb(image)
     pixels = np.asarray(image)
     ink = np.any(pixels < 255 - WHITE_TOLERANCE, axis=2)  # (H, W) non-background
     if not ink.any():
         raise SkipItem("blank", "the image has nothing but background")
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    image = image.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
+    return image.crop((cols[0], rows[0], cols[-1] + 1, rows[-1] + 1))
+
+
+def to_tile(image: Image.Image, size: int = TILE_SIZE, margin: int = TILE_MARGIN) -> Image.Image:
+    """Crops an RGB-on-white image to its drawing and centres it on a white ``size`` square."""
+    image = crop_to_drawing(image)
     inner = size - 2 * margin
     scale = inner / max(image.size)
     new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
@@ -88,9 +93,11 @@ def to_tile(image: Image.Image, size: int = TILE_SIZE, margin: int = TILE_MARGIN
     return tile
 
 
-def image_tile(source: ImageSource) -> Image.Image:
-    """A source image → the corpus tile (64x64 RGB on white)."""
-    return to_tile(open_image(source))
+def image_tile(source: ImageSource) -> tuple[Image.Image, int]:
+    """A source image → the corpus tile (128x128 RGB on white) and the longest side of its
+    drawing in the source, in pixels: below the tile's size, the tile is an enlargement."""
+    image = open_image(source)
+    return to_tile(image), max(crop_to_drawing(image).size)
 
 
 def load_sound(source: SoundSource) -> np.ndarray:

@@ -1,8 +1,11 @@
-"""The image autoencoder of the latent diffusion decoder: 64x64 RGB in [-1, 1] ↔ 4x16x16 latents.
+"""The image autoencoder of the latent diffusion decoder: 64x64 RGB in [-1, 1] → 4x16x16 latents → 128x128 RGB.
 
 A small ``diffusers.AutoencoderKL`` (the Stable Diffusion VAE architecture, scaled down),
 trained by ``core.training.image_autoencoder`` with L1 + perceptual + KL + PatchGAN losses
-(Esser et al. 2021, "Taming Transformers"; Rombach et al. 2022, "Latent Diffusion").
+(Esser et al. 2021, "Taming Transformers"; Rombach et al. 2022, "Latent Diffusion"). Its
+decoder then gains one more 2x upsampling (``upscaling_autoencoder``, a
+``diffusers.AsymmetricAutoencoderKL``) and is trained alone on 128-px pictures: the latent the
+image UNet denoises stays 16x16, so a 128-px picture costs no more denoising than a 64-px one.
 Diffusion runs on ``latent * scaling_factor``, where ``scaling_factor`` is 1 / std of the
 training latents (``estimate_scaling_factor``) so that the diffusion model sees unit variance.
 """
@@ -15,7 +18,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL
+from diffusers import AsymmetricAutoencoderKL, AutoencoderKL
 from PIL import Image
 
 from ..encoders.image import image_to_tensor
@@ -60,9 +63,59 @@ def build_image_autoencoder(**overrides) -> AutoencoderKL:
     return AutoencoderKL(**config)
 
 
-def downsample_factor(vae: AutoencoderKL) -> int:
-    """How many pixels one latent cell covers along each side (2 per level after the first)."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
+def upscaling_autoencoder(vae: AutoencoderKL, levels: int = 1) -> AsymmetricAutoencoderKL:
+    """A copy of a trained autoencoder whose decoder ends in ``levels`` more 2x upsamplings.
+
+    Every weight of ``vae`` is kept under the same name; the new layers start as an identity
+    (each new upsampler's convolution a Dirac kernel, each new residual block's last
+    convolution zero), so before any training the result decodes what ``vae`` did, enlarged.
+    The decoder's ``condition_encoder`` (``AsymmetricAutoencoderKL``'s inpainting input) is
+    never used here.
+    """
+    config = vae.config
+    if isinstance(vae, AsymmetricAutoencoderKL) or levels < 1:
+        raise ValueError("upscaling_autoencoder takes a symmetric AutoencoderKL and at least one level.")
+    channels = tuple(config.block_out_channels)
+    larger = AsymmetricAutoencoderKL(
+        in_channels=config.in_channels, out_channels=config.out_channels,
+        down_block_types=tuple(config.down_block_types), down_block_out_channels=channels,
+        layers_per_down_block=config.layers_per_block,
+        up_block_types=("UpDecoderBlock2D",) * (len(channels) + levels), up_block_out_channels=(channels[0],) * levels + channels,
+        layers_per_up_block=config.layers_per_block, act_fn=config.act_fn, latent_channels=config.latent_channels,
+        norm_num_groups=config.norm_num_groups, sample_size=config.sample_size * 2**levels,
+        scaling_factor=config.scaling_factor,
+    )
+    missing, unexpected = larger.load_state_dict(vae.state_dict(), strict=False)
+    if unexpected:
+        raise ValueError(f"upscaling_autoencoder: weights with no place in the larger decoder: {unexpected[:5]}")
+    with torch.no_grad():
+        blocks = larger.decoder.up_blocks
+        for block in blocks[len(channels) - 1 : -1]:  # the old last block and the new ones but the last upsample
+            conv = block.upsamplers[0].conv
+            torch.nn.init.dirac_(conv.weight)
+            conv.bias.zero_()
+        for block in blocks[len(channels) :]:
+            for resnet in block.resnets:
+                resnet.conv2.weight.zero_()
+                resnet.conv2.bias.zero_()
+    return larger.to(vae.dtype).eval() if vae.dtype != torch.float32 else larger.eval()
+
+
+def downsample_factor(vae: AutoencoderKL | AsymmetricAutoencoderKL) -> int:
+    """How many pixels of the encoder's input one latent cell covers along each side (2 per level after the first)."""
+    channels = vae.config.down_block_out_channels if isinstance(vae, AsymmetricAutoencoderKL) else vae.config.block_out_channels
+    return 2 ** (len(channels) - 1)
+
+
+def upsample_factor(vae: AutoencoderKL | AsymmetricAutoencoderKL) -> int:
+    """How many pixels of the decoder's output one latent cell becomes along each side."""
+    channels = vae.config.up_block_out_channels if isinstance(vae, AsymmetricAutoencoderKL) else vae.config.block_out_channels
+    return 2 ** (len(channels) - 1)
+
+
+def input_size(vae: AutoencoderKL | AsymmetricAutoencoderKL) -> int:
+    """The side of the pictures the encoder was trained on (the decoder's output is ``sample_size``)."""
+    return vae.config.sample_size * downsample_factor(vae) // upsample_factor(vae)
 
 
 def _check_pixels(vae: AutoencoderKL, pixels: torch.Tensor) -> None:
@@ -97,7 +150,7 @@ def encode_images(
 
 @torch.no_grad()
 def decode_latents(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor:
-    """Scaled latents ``[B, C, h, w]`` → pixels ``[B, 3, h*f, w*f]`` clamped to [-1, 1]."""
+    """Scaled latents ``[B, C, h, w]`` → pixels ``[B, 3, h*f, w*f]`` clamped to [-1, 1] (``f``: ``upsample_factor``)."""
     if latents.ndim != 4 or latents.shape[1] != vae.config.latent_channels:
         raise ValueError(
             f"Expected latents of shape [B, {vae.config.latent_channels}, h, w], got {tuple(latents.shape)}."

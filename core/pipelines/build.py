@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers import AsymmetricAutoencoderKL, AutoencoderKL
 from diffusers.models.modeling_utils import ModelMixin
 
 from ..decoders.caption import CaptionDecoder
@@ -122,6 +123,8 @@ def build_studio_pipeline(
 
 
 IMAGE_PRIORS = (EmbeddingPrior, EmbeddingBank)  # the two kinds of image prior a studio can hold
+# the two kinds of image autoencoder: symmetric (64 px out), or with a decoder that upsamples once more (128 px)
+IMAGE_AUTOENCODERS = (AutoencoderKL, AsymmetricAutoencoderKL)
 
 
 def build_image_prior(size: str, embed_dim: int, latent_dim: int, seed: int = 0) -> EmbeddingPrior:
@@ -215,10 +218,13 @@ def point_diffusers_here(folder: Path) -> None:
 
 def saved_class(folder: Path, default: type) -> type:
     """The class a part saved in ``folder`` was saved as: ``default``, or for the image prior
-    either of its kinds (a diffusion prior or a bank), as its config names it."""
+    and the image autoencoder either of their kinds, as its config names it."""
     config = folder / "config.json"
     name = json.loads(config.read_text()).get("_class_name") if config.is_file() else None
-    kinds = {cls.__name__: cls for cls in (default, *IMAGE_PRIORS)} if default in IMAGE_PRIORS else {default.__name__: default}
+    kinds = {default.__name__: default}
+    for family in (IMAGE_PRIORS, IMAGE_AUTOENCODERS):
+        if default in family:
+            kinds.update({cls.__name__: cls for cls in family})
     if name is not None and name not in kinds:
         raise ValueError(f"{folder} holds a {name}, not a {' or '.join(kinds)}.")
     return kinds.get(name, default)

@@ -519,7 +519,7 @@ class StudioPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def preview_image(self, latents: torch.Tensor) -> Image.Image:
-        """The first of ``latents [N, C, h, w]`` decoded to a 64x64 PIL image (final outputs and live previews)."""
+        """The first of ``latents [N, C, h, w]`` decoded to a PIL image (128x128 with the embedded preset; final outputs and live previews)."""
         pixels = decode_latents(self.image_vae, latents[:1].to(self.image_vae.dtype))  # (1, 3, H, W)
         array = ((pixels[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         return Image.fromarray(array)

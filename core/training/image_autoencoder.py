@@ -9,6 +9,8 @@ Both adversarial terms start at step ``disc_start`` (before it the discriminator
 touched). ``λ`` is the adaptive weight of Esser et al. 2021, eq. 7: the ratio of the
 gradient norms of the reconstruction and adversarial losses at the decoder's last layer.
 ``train_image_autoencoder`` runs the steps through ``StageRunner`` (resumable, accelerate).
+An autoencoder whose decoder upsamples more than its encoder downsamples (``upscaling_autoencoder``)
+trains on pairs: the encoder's input and the larger picture its reconstruction is compared with.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL
+from diffusers import AsymmetricAutoencoderKL, AutoencoderKL
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -154,27 +156,32 @@ class _AutoencoderForTraining(nn.Module):
 # 3. The stage
 
 
-def _as_dataset(images: torch.Tensor | Dataset) -> Dataset:
-    if isinstance(images, torch.Tensor):
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(
-                f"Expected training images [N, 3, H, W] in [-1, 1], got {tuple(images.shape)}; "
-                "convert PIL images with core.decoders.image_autoencoder.images_to_pixels."
-            )
-        if images.min() < -1.001 or images.max() > 1.001:
-            raise ValueError("Training images must lie in [-1, 1]; map [0, 1] images with 2 * x - 1.")
-        return TensorDataset(images)
+def _as_dataset(images: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | Dataset) -> Dataset:
+    tensors = (images,) if isinstance(images, torch.Tensor) else images
+    if isinstance(tensors, tuple):
+        for tensor in tensors:
+            if tensor.ndim != 4 or tensor.shape[1] != 3:
+                raise ValueError(
+                    f"Expected training images [N, 3, H, W] in [-1, 1], got {tuple(tensor.shape)}; "
+                    "convert PIL images with core.decoders.image_autoencoder.images_to_pixels."
+                )
+            if tensor.min() < -1.001 or tensor.max() > 1.001:
+                raise ValueError("Training images must lie in [-1, 1]; map [0, 1] images with 2 * x - 1.")
+        return TensorDataset(*tensors)
     return images
 
 
-def _pixels(batch) -> torch.Tensor:
-    return batch[0] if isinstance(batch, (list, tuple)) else batch
+def _pixels(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's input and the reconstruction's target (the input itself unless the batch holds a larger one)."""
+    if not isinstance(batch, (list, tuple)):
+        return batch, batch
+    return batch[0], batch[1] if len(batch) > 1 else batch[0]
 
 
 def train_image_autoencoder(
     vae: AutoencoderKL,
     discriminator: PatchDiscriminator,
-    images: torch.Tensor | Dataset,
+    images: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | Dataset,
     config: StageConfig,
     training: AutoencoderGANConfig | None = None,
     perceptual: PerceptualLoss | None = None,
@@ -182,7 +189,9 @@ def train_image_autoencoder(
     """Trains ``vae`` and ``discriminator`` in place; resumes from ``config.output_dir/checkpoints``.
 
     ``images`` is a ``[N, 3, H, W]`` tensor in [-1, 1] or a dataset of such items (or of tuples
-    whose first element is one). ``perceptual`` defaults to ``PerceptualLoss()`` on the frozen
+    whose first element is one); for an autoencoder whose decoder upsamples by ``s`` more than
+    its encoder downsamples, a pair ``(inputs, targets)`` with targets ``s`` times larger (or a
+    dataset of such pairs). ``perceptual`` defaults to ``PerceptualLoss()`` on the frozen
     EfficientNet-Lite0; pass ``PerceptualLoss(tiny_net)`` in tests. The stage does not touch
     ``vae.config.scaling_factor``: call ``estimate_scaling_factor`` on the finished model.
     """
@@ -202,6 +211,8 @@ def train_image_autoencoder(
         vae.encoder.requires_grad_(False)
         if vae.quant_conv is not None:
             vae.quant_conv.requires_grad_(False)
+    if isinstance(vae, AsymmetricAutoencoderKL):
+        vae.decoder.condition_encoder.requires_grad_(False)  # the inpainting input, never used here
     autoencoder = _AutoencoderForTraining(vae, training.sample_posterior, training.train_encoder)
     trained = [parameter for parameter in vae.parameters() if parameter.requires_grad]
     optimizer = torch.optim.Adam(trained, lr=training.learning_rate, betas=training.betas)
@@ -221,8 +232,13 @@ def train_image_autoencoder(
 
     # 3. one step: the autoencoder, then (after disc_start) the discriminator
     def step(batch, step_index: int) -> dict[str, float]:
-        pixels = _pixels(batch)
-        reconstruction, kl = autoencoder(pixels)
+        inputs, pixels = _pixels(batch)
+        reconstruction, kl = autoencoder(inputs)
+        if reconstruction.shape != pixels.shape:
+            raise ValueError(
+                f"The autoencoder makes {tuple(reconstruction.shape[1:])} from {tuple(inputs.shape[1:])}, "
+                f"but the targets are {tuple(pixels.shape[1:])}: give (inputs, targets) pairs of matching sizes."
+            )
         rec = (pixels - reconstruction).abs().mean()
         perc = perceptual(reconstruction, pixels) if training.perceptual_weight > 0 else rec.new_zeros(())
         nll = rec + training.perceptual_weight * perc

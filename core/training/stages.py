@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers import AutoencoderKL
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from ..audio import N_MELS, SAMPLE_RATE, fit_length, log_mel_spectrogram, prepare_waveform
@@ -35,13 +38,18 @@ from ..data.manifest import Item, read_manifest
 from ..decoders.diffusion_unets import fold_mels, mel_patch
 from ..decoders.discriminator import PatchDiscriminator
 from ..decoders.embedding_prior import EmbeddingBank, EmbeddingPrior
-from ..decoders.image_autoencoder import encode_images, estimate_scaling_factor, images_to_pixels
+from ..decoders.image_autoencoder import (
+    encode_images,
+    estimate_scaling_factor,
+    images_to_pixels,
+    upscaling_autoencoder,
+)
 from ..pipelines.build import build_studio_pipeline, load_component, saved_class
 from .caption import train_caption_decoder
 from .diffusion import train_diffusion_decoder
 from .image_autoencoder import train_image_autoencoder
 from .joint import train_joint_model
-from .loop import StageConfig, process_state
+from .loop import StageConfig, StageResult, process_state
 from .prior import prior_training_pairs, train_embedding_prior
 from .sound_encoder import train_sound_encoder
 
@@ -53,6 +61,7 @@ STAGES = ("embeddings", "sound_encoder", "joint", "image_prior", "image_bank", "
 # instead; a run that trains the prior after the bank exports the prior
 OPTIONAL_STAGES = ("image_prior",)
 CLIP_FRAMES = 172  # 2 s at 22050 Hz, hop 256
+SHARP_SIDE = 112  # a corpus tile is sharp at 128 px if its drawing had this many pixels in its source
 SHIPPED_SHARD_SIZE = "9MB"  # a Hugging Face Space takes files under 10 MB without LFS
 
 
@@ -92,6 +101,7 @@ class TrainPlan:
         plan, path = cls(), Path(run_folder) / "plan.json"
         if path.is_file():
             saved = json.loads(path.read_text())
+            plan.size = saved.get("size", plan.size)
             plan.steps.update(saved.get("steps", {}))
             plan.batch_size.update(saved.get("batch_size", {}))
             plan.joint_objective = saved.get("joint_objective", {"beta": 1.0, "contrastive": 0.5})  # older runs'
@@ -108,6 +118,7 @@ class Run:
         self.corpus, self.folder, self.plan = Path(corpus), Path(folder), plan
         self.cache = self.folder / "cache"
         self.parts = self.folder / "parts"
+        self.last_result: StageResult | None = None
 
     def items(self) -> list[Item]:
         return [item for item in read_manifest(self.corpus) if item.split == "train"]
@@ -122,7 +133,8 @@ class Run:
         path = self.cache / f"{name}.safetensors"
         if not path.is_file():
             raise ValueError(f"{path} is missing: run the stage that makes it first ({STAGES}).")
-        return load_file(str(path))
+        # floats in fp32 (a pack for the GPU machine carries them as fp16)
+        return {key: value.float() if value.is_floating_point() else value for key, value in load_file(str(path)).items()}
 
     def save_tensors(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
         self.cache.mkdir(parents=True, exist_ok=True)
@@ -137,6 +149,14 @@ class Run:
             return load_component(saved_class(folder, type(untrained)), folder, seed=0)
         return untrained
 
+    def finish(self, result: StageResult, **parts) -> bool:
+        """Keeps a stage's ``result`` (``last_result``) and, if it reached its step budget, saves its trained ``parts``."""
+        self.last_result = result
+        if result.finished:
+            for name, model in parts.items():
+                self.save_part(name, model)
+        return result.finished
+
     def save_part(self, name: str, model) -> None:
         """Saves a trained part (under ``accelerate launch``, the main process writes it once)."""
         model.is_trained = True
@@ -150,7 +170,9 @@ class Run:
 
 
 def stage_embeddings(run: Run, pipeline) -> bool:
-    """Caches MiniLM text and EfficientNet image embeddings, 64x64 pixels and 2-s log-mels."""
+    """Caches MiniLM text and EfficientNet image embeddings, the pictures at the autoencoder's
+    input size (64x64) and at the corpus's (128x128, with the longest side each drawing had in
+    its source), and 2-s log-mels."""
     items = run.items()
     ids = [item.id for item in items]
     text = torch.cat([pipeline.text_encoder.encode([i.caption for i in items[s : s + 256]]) for s in range(0, len(items), 256)])
@@ -162,11 +184,13 @@ def stage_embeddings(run: Run, pipeline) -> bool:
         logger.info("image embeddings: %d / %d", min(start + 64, len(image_paths)), len(image_paths))
     image_embeddings = torch.cat(chunks) if chunks else torch.zeros(0, pipeline.image_encoder.embed_dim)
     pixels = images_to_pixels(image_paths) if image_paths else torch.zeros(0, 3, 64, 64)
+    tiles = torch.stack([torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1) for path in image_paths]) if image_paths else torch.zeros(0, 3, 128, 128, dtype=torch.uint8)
     with_sound = [i for i, item in enumerate(items) if item.sound]
     mels = [log_mel_spectrogram(fit_length(prepare_waveform(str(run.corpus / items[i].sound)), 2 * SAMPLE_RATE)) for i in with_sound]
     run.save_tensors("embeddings", {
         "text": text, "image": image_embeddings, "image_rows": torch.tensor(with_image, dtype=torch.long),
-        "pixels": ((pixels + 1) * 127.5).round().to(torch.uint8), "mels": torch.from_numpy(np.stack(mels)) if mels else torch.zeros(0, N_MELS, CLIP_FRAMES),
+        "pixels": ((pixels + 1) * 127.5).round().to(torch.uint8), "tiles": tiles,
+        "image_sides": torch.tensor([items[i].image_side or 0 for i in with_image], dtype=torch.long), "mels": torch.from_numpy(np.stack(mels)) if mels else torch.zeros(0, N_MELS, CLIP_FRAMES),
         "sound_rows": torch.tensor(with_sound, dtype=torch.long),
     })
     (run.cache / "items.json").write_text(json.dumps({"ids": ids, "captions": [i.caption for i in items]}))
@@ -179,9 +203,8 @@ def stage_sound_encoder(run: Run, pipeline) -> bool:
     encoder = run.part("audio_encoder", pipeline.audio_encoder)
     result = train_sound_encoder(encoder, cache["mels"], cache["text"][cache["sound_rows"]], run.stage_config("sound_encoder"), batch_size=run.plan.batch_size["sound_encoder"])
     if result.finished:
-        run.save_part("audio_encoder", encoder)
         save_sound_embeddings(run, encoder, cache["mels"])
-    return result.finished
+    return run.finish(result, audio_encoder=encoder)
 
 
 @torch.no_grad()
@@ -214,9 +237,7 @@ def stage_joint(run: Run, pipeline) -> bool:
 
     objective = JointObjective(**run.plan.joint_objective)
     result = train_joint_model(joint, embeddings, present, run.stage_config("joint"), batch_size=run.plan.batch_size["joint"], objective=objective)
-    if result.finished:
-        run.save_part("joint", joint)
-    return result.finished
+    return run.finish(result, joint=joint)
 
 
 def stage_image_prior(run: Run, pipeline) -> bool:
@@ -231,9 +252,7 @@ def stage_image_prior(run: Run, pipeline) -> bool:
     if not isinstance(prior, EmbeddingPrior):  # a bank from stage image_bank: this stage replaces it
         prior = pipeline.image_prior
     result = train_embedding_prior(prior, conditions, targets, run.stage_config("image_prior"), batch_size=run.plan.batch_size["image_prior"])
-    if result.finished:
-        run.save_part("image_prior", prior)
-    return result.finished
+    return run.finish(result, image_prior=prior)
 
 
 def stage_image_bank(run: Run, pipeline) -> bool:
@@ -256,42 +275,54 @@ def stage_image_autoencoder(run: Run, pipeline) -> bool:
     result = train_image_autoencoder(vae, discriminator, pixels, run.stage_config("image_autoencoder"), training)
     if result.finished:
         estimate_scaling_factor(vae, pixels)
-        run.save_part("image_vae", vae)
-    return result.finished
+    return run.finish(result, image_vae=vae)
 
 
 def stage_image_decoder(run: Run, pipeline) -> bool:
-    """Fine-tunes the autoencoder's decoder alone, by L1 and perceptual loss with no adversary,
-    on the frozen encoder's latents: the adversarial stage left coloured speckle in the corners of
-    flat white, which this removes without moving the latent space the image UNet works in."""
-    pixels = run.tensors("embeddings")["pixels"].float() / 127.5 - 1
+    """Trains the autoencoder's decoder alone, by L1 and perceptual loss with no adversary, on the
+    frozen encoder's latents, so the latent space the image UNet works in does not move. Where the
+    cache holds pictures larger than the autoencoder's (the corpus's 128-px tiles), the decoder
+    first gains the upsampling to reach them (``upscaling_autoencoder``) and learns from the
+    tiles whose drawing was at least ``SHARP_SIDE`` pixels in its source (an enlarged one would
+    teach it blur). Without larger pictures it is fine-tuned in place, which removed the
+    coloured speckle the adversarial stage left in the corners of flat white."""
+    cache = run.tensors("embeddings")
+    pixels = cache["pixels"].float() / 127.5 - 1
     vae = run.part("image_vae", pipeline.image_vae)
     if not getattr(vae, "is_trained", True):
         raise ValueError("Train the image autoencoder first (stage image_autoencoder).")
     from .image_autoencoder import AutoencoderGANConfig
 
+    images = pixels
+    tiles = cache.get("tiles")
+    if tiles is not None and tiles.shape[-1] > pixels.shape[-1]:
+        if isinstance(vae, AutoencoderKL):
+            vae = upscaling_autoencoder(vae, levels=int(math.log2(tiles.shape[-1] // pixels.shape[-1])))
+        sharp = cache["image_sides"] >= SHARP_SIDE
+        images = (pixels[sharp], tiles[sharp].float() / 127.5 - 1)
+        logger.info("decoder targets: %d of %d tiles at %d px (drawings of at least %d px)", int(sharp.sum()), len(tiles), tiles.shape[-1], SHARP_SIDE)
     training = AutoencoderGANConfig(
         batch_size=run.plan.batch_size["image_decoder"], learning_rate=5e-5, adversarial_weight=0.0, train_encoder=False
     )
-    result = train_image_autoencoder(vae, PatchDiscriminator(), pixels, run.stage_config("image_decoder"), training)
-    if result.finished:
-        run.save_part("image_vae", vae)
-    return result.finished
+    result = train_image_autoencoder(vae, PatchDiscriminator(), images, run.stage_config("image_decoder"), training)
+    return run.finish(result, image_vae=vae)
 
 
 def stage_image_diffusion(run: Run, pipeline) -> bool:
     cache = run.tensors("embeddings")
+    latents = cache["latents"].float() if "latents" in cache else image_latents(run, pipeline)  # a packed run brings its latents
+    unet, projector = run.part("image_unet", pipeline.image_unet), run.part("image_condition", pipeline.image_condition)
+    result = train_diffusion_decoder(unet, projector, pipeline.image_scheduler, latents, cache["image"], run.stage_config("image_diffusion"), batch_size=run.plan.batch_size["image_diffusion"])
+    return run.finish(result, image_unet=unet, image_condition=projector)
+
+
+def image_latents(run: Run, pipeline) -> torch.Tensor:
+    """The trained autoencoder's scaled latents of the cached pictures ``[N, C, h, w]``."""
     vae = run.part("image_vae", pipeline.image_vae)
     if not getattr(vae, "is_trained", True):
         raise ValueError("Train the image autoencoder first (stage image_autoencoder).")
-    pixels = cache["pixels"].float() / 127.5 - 1
-    latents = torch.cat([encode_images(vae, pixels[s : s + 64]) for s in range(0, len(pixels), 64)])
-    unet, projector = run.part("image_unet", pipeline.image_unet), run.part("image_condition", pipeline.image_condition)
-    result = train_diffusion_decoder(unet, projector, pipeline.image_scheduler, latents, cache["image"], run.stage_config("image_diffusion"), batch_size=run.plan.batch_size["image_diffusion"])
-    if result.finished:
-        run.save_part("image_unet", unet)
-        run.save_part("image_condition", projector)
-    return result.finished
+    pixels = run.tensors("embeddings")["pixels"].float() / 127.5 - 1
+    return torch.cat([encode_images(vae, pixels[s : s + 64]) for s in range(0, len(pixels), 64)])
 
 
 def stage_sound_diffusion(run: Run, pipeline) -> bool:
@@ -304,10 +335,7 @@ def stage_sound_diffusion(run: Run, pipeline) -> bool:
     unet, projector = run.part("audio_unet", pipeline.audio_unet), run.part("audio_condition", pipeline.audio_condition)
     normalised = fold_mels(normalised, mel_patch(unet))
     result = train_diffusion_decoder(unet, projector, pipeline.audio_scheduler, normalised, audio, run.stage_config("sound_diffusion"), batch_size=run.plan.batch_size["sound_diffusion"])
-    if result.finished:
-        run.save_part("audio_unet", unet)
-        run.save_part("audio_condition", projector)
-    return result.finished
+    return run.finish(result, audio_unet=unet, audio_condition=projector)
 
 
 def stage_caption(run: Run, pipeline) -> bool:
@@ -319,8 +347,7 @@ def stage_caption(run: Run, pipeline) -> bool:
     result = train_caption_decoder(decoder, captions, cache["text"], run.stage_config("caption"), batch_size=run.plan.batch_size["caption"])
     if result.finished:
         decoder.set_words(captions)  # it spells only the training captions' words, whole
-        run.save_part("caption_decoder", decoder)
-    return result.finished
+    return run.finish(result, caption_decoder=decoder)
 
 
 def stage_export(run: Run, pipeline, target: Path) -> None:
@@ -401,12 +428,17 @@ def run_stage(stage: str, run: Run, export_to: Path | None = None) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("pack", "unpack"):  # a stage on the GPU machine
+        from .device import main as device_main
+
+        return device_main(argv)
     if any(arg == "--data" or arg.startswith("--data=") for arg in argv):  # a studio on the user's own data
         from .user_data import main as train_on_data
 
         return train_on_data(argv)
     parser = argparse.ArgumentParser(prog="studio-train", description="Train the embedded preset in resumable stages; "
-                                     "or, with --data FOLDER --out STUDIO, a studio on your own data (studio-train --data x --help).")
+                                     "or, with --data FOLDER --out STUDIO, a studio on your own data (studio-train --data x --help); "
+                                     "studio-train pack|unpack STAGE: a stage on a GPU machine (core/training/device.py).")
     parser.add_argument("stage", choices=[*STAGES, "all", "import"], help="the stage to run (all: every one in order but the optional image_prior; import: seed the run's parts from --from-studio)")
     parser.add_argument("--corpus", type=Path, required=True, help="a corpus folder built by studio-data")
     parser.add_argument("--run", type=Path, default=Path("runs/embedded"), help="where caches, checkpoints and parts go")
