@@ -1,6 +1,6 @@
 """The bundled example gallery: pictures and sounds of the training corpus, each with its caption.
 
-The files in ``assets/examples/`` are copies of Tux Paint stamps (a 64x64 picture and a 2-s
+The files in ``assets/examples/`` are copies of Tux Paint stamps (a 128x128 picture and a 2-s
 sound each, GPL-2.0) as ``studio-data`` writes them into the corpus; ``make_examples`` copies
 them again (``python -m studio.examples [--corpus FOLDER]``). They are concepts the studio
 knows, so a first try on the page gives a fair idea of it. The app indexes them at start-up so
@@ -23,7 +23,7 @@ CORPUS_ITEMS = {  # example key → corpus item id
     "red-apple": "tuxpaint-food-fruit-apple-red",
     "dog": "tuxpaint-animals-mammals-dogs-dog",
     "cow": "tuxpaint-animals-mammals-bovines-cow",
-    "bee": "tuxpaint-animals-insects-bee",
+    "pig": "tuxpaint-animals-mammals-pig",
     "fire-truck": "tuxpaint-vehicles-emergency-firetruck",
     "bear": "tuxpaint-animals-mammals-bears-bear",
     "bassoon": "tuxpaint-hobbies-music-wind-bassoon",

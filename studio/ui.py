@@ -863,7 +863,7 @@ def _create_tab(c: dict, steps: int, guidance: float, temperature: float) -> Non
             c["progress"] = gr.HTML(elem_id="progress")
             c["preview"] = gr.Image(label="Live preview", visible=False, interactive=False, height=MEDIA_HEIGHT, elem_classes=PIXELATED)
             c["meter"] = gr.Label(label="How much each input shapes the result (chance: what no input decides)", show_heading=False, elem_id="meter")
-            c["gallery"] = gr.Gallery(label="Images (64x64, enlarged without blur)", columns=2, height=340, object_fit="contain", format="png", elem_id="create-gallery",
+            c["gallery"] = gr.Gallery(label="Images (128x128, enlarged without blur)", columns=2, height=340, object_fit="contain", format="png", elem_id="create-gallery",
                                       interactive=False, elem_classes=PIXELATED)
             c["sounds"] = [gr.Audio(label=f"Sound {i + 1}", visible=False, interactive=False) for i in range(MAX_VARIANTS)]
             c["captions"] = gr.Textbox(label="Captions", visible=False, lines=2, interactive=False)

@@ -69,10 +69,10 @@ def test_bundled_examples_are_small_licensed_and_copy_again_from_the_corpus(tmp_
     entries = json.loads((EXAMPLES / "examples.json").read_text())
     assert all(entry["licence"] and entry["origin"] and entry["source"] == "tuxpaint" for entry in entries)
     for example in bundled:
-        assert Image.open(example.image).size == (64, 64)
+        assert Image.open(example.image).size == (128, 128)
         info = soundfile.info(str(example.audio))
-        assert info.channels == 1 and info.duration <= 2.0 and example.image.stat().st_size + example.audio.stat().st_size < 100_000
-    assert sum(p.stat().st_size for p in EXAMPLES.iterdir()) < 700_000
+        assert info.channels == 1 and info.duration <= 2.0 and example.image.stat().st_size + example.audio.stat().st_size < 110_000
+    assert sum(p.stat().st_size for p in EXAMPLES.iterdir()) < 750_000  # 128-px pictures, 2-s sounds
     if not (CORPUS / MANIFEST_NAME).is_file():
         pytest.skip(f"no corpus in {CORPUS} to copy from (build it with studio-data)")
     remade = make_examples(tmp_path)

@@ -17,20 +17,22 @@ pytestmark = pytest.mark.slow  # every test here uses the real embedded studio
 
 SHOWCASE = json.loads((core.studio.ASSETS / "showcase" / "showcase.json").read_text())["prompts"]
 EXAMPLES = sorted((core.studio.ASSETS / "examples").glob("*.png"))
-CORNER = 8  # pixels a side of each corner patch
+CORNER = 8  # a corner patch's side, in 64ths of the image's
 
 
 def corners(image) -> np.ndarray:
-    """The four ``CORNER`` x ``CORNER`` corner patches of an image, ``[4, CORNER, CORNER, 3]``."""
+    """The four corner patches of an image (each ``CORNER`` / 64 of its side), ``[4, c, c, 3]``."""
     a = np.asarray(image).astype(int)
-    return np.stack([a[:CORNER, :CORNER], a[:CORNER, -CORNER:], a[-CORNER:, :CORNER], a[-CORNER:, -CORNER:]])
+    c = CORNER * a.shape[0] // 64
+    return np.stack([a[:c, :c], a[:c, -c:], a[-c:, :c], a[-c:, -c:]])
 
 
 def test_the_autoencoder_keeps_flat_white_white(studio):
     vae = studio.pipeline.image_vae
     with torch.no_grad():
-        white = vae.decode(vae.encode(torch.ones(1, 3, 64, 64)).latent_dist.mean).sample  # (1, 3, 64, 64)
-    shortfall = 255 - ((white.clamp(-1, 1) + 1) * 127.5).round()[0].permute(1, 2, 0).numpy()  # (64, 64, 3) levels under white
+        white = vae.decode(vae.encode(torch.ones(1, 3, 64, 64)).latent_dist.mean).sample  # (1, 3, 128, 128)
+    assert white.shape[-1] == 128, "the shipped decoder makes 128-px pictures from the 16x16 latent"
+    shortfall = 255 - ((white.clamp(-1, 1) + 1) * 127.5).round()[0].permute(1, 2, 0).numpy()  # (128, 128, 3) levels under white
     assert shortfall.mean() <= 0.5
     assert (255 - corners(255 - shortfall)).mean(axis=(1, 2)).max() <= 2, "speckle: a corner of a white picture came back tinted"
 

@@ -200,7 +200,7 @@ def test_showcase_writes_the_contact_sheet_and_image_to_sound_examples(tmp_path,
     tiny_studio.pipeline._vocoder = Vocoder(method="griffin-lim", griffin_lim_iters=2)
     settings = make_showcase(tiny_studio, corpus, tmp_path / "showcase", sounds=2, steps=2, variants=2)
     for name in ("contact_sheet.png", "contact_sheet_first.png"):  # best first of two, and the first variants
-        assert Image.open(tmp_path / "showcase" / name).size == (8 * 96, 4 * (96 + 30))
+        assert Image.open(tmp_path / "showcase" / name).size == (8 * 128, 4 * (128 + 30))
     assert len(settings["prompts"]) == len(PROMPTS) == 32 and settings["best_first"] is True
     assert set(settings["chosen_seeds"]) <= {0, 1} and len(settings["chosen_seeds"]) == 32
     assert [e["id"] for e in settings["image_to_sound"]] == ["blue-both", "green-both"]
@@ -210,7 +210,7 @@ def test_showcase_writes_the_contact_sheet_and_image_to_sound_examples(tmp_path,
         assert rate == 22050 and len(real) == 44100 and np.isfinite(generated).all() and generated.size > 0
         assert (tmp_path / "showcase" / "image_to_sound" / f"{key}.png").is_file()
     settings = make_showcase(tiny_studio, corpus, tmp_path / "seeds", sounds=0, steps=2, seeds=2)  # two tiles a prompt
-    assert Image.open(tmp_path / "seeds" / "contact_sheet.png").size == (8 * 96, 8 * (96 + 30)) and settings["seeds"] == 2
+    assert Image.open(tmp_path / "seeds" / "contact_sheet.png").size == (8 * 128, 8 * (128 + 30)) and settings["seeds"] == 2
     with pytest.raises(ValueError, match="not both"):
         make_showcase(tiny_studio, corpus, tmp_path / "both", sounds=0, steps=2, seeds=2, variants=2)
 

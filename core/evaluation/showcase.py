@@ -33,7 +33,7 @@ PROMPTS = (
     "a rocket", "the moon", "a snowman", "a butterfly", "a bird", "a soccer ball", "a clock", "a key",
     "a balloon", "a crown", "a penguin", "a frog", "an airplane", "a sailboat", "a birthday cake", "a violin",
 )
-TILE, LABEL = 96, 30
+TILE, LABEL = 128, 30
 
 
 def contact_sheet(images: list[Image.Image], labels: list[str], columns: int = 8) -> Image.Image:
