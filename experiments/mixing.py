@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += [f"| {name} | {r['seed']} | {' → '.join(f'{p:.2f}' for p in r['progress'])} | {r['largest_step']:.2f} | {r['backwards']} |" for r in runs]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     tile, label = 128, 18
-    sheet = Image.new("RGB", (7 * tile, 2 * (tile + label)), "white")
+    sheet = Image.new("RGB", ((len(WEIGHTS) + 1) * tile, 2 * (tile + label)), "white")
     draw = ImageDraw.Draw(sheet)
     heads = [f"w={w:g}" for w in WEIGHTS] + ["car alone"]
     heads[0] = "a cat"
