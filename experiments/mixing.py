@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         for seed in range(args.seeds):
             pictures = sweep(studio, car, seed, prior)
             places = progress(studio, pictures)
-            steps = [b - a for a, b in zip(places, places[1:])]
+            steps = [b - a for a, b in pairwise(places)]
             runs.append({"seed": seed, "progress": places, "largest_step": max(steps), "backwards": sum(s < -0.05 for s in steps)})
             if seed == 0:
                 rows.append((name, pictures))

@@ -91,7 +91,7 @@ class StudioService:
         self.studio = studio
         self.history = history
         self.examples = load_examples() if examples is None else examples
-        self.lock = threading.RLock()  # one call into the models at a time
+        self.lock = threading.RLock()  # one request into the studio at a time (its calls run on its model thread)
         self.gallery: dict[str, dict[str, Any]] = {}  # search key → what to show for it
         self.examples_ready = threading.Event()
         self._index_queue: queue.Queue = queue.Queue()

@@ -215,20 +215,27 @@ def test_the_preset_folder_carries_a_hub_model_card_and_the_repository_its_licen
     assert 'license = "Apache-2.0"' in (root / "pyproject.toml").read_text()
 
 
-def test_model_calls_from_several_threads_take_turns(tiny_studio, monkeypatch):
-    """Threads' generate, encode and add_to_gallery never run the model at the same time."""
+def test_model_calls_from_several_threads_run_on_one_model_thread_in_turn(tiny_studio, monkeypatch):
+    """Threads' generate, encode and add_to_gallery run on the one model thread, never two at once;
+    errors come back to the caller and the caller's grad mode goes along."""
     import threading
     import time
 
+    import torch
+
+    from core.studio import MODEL_THREAD
+
     pipeline = type(tiny_studio.pipeline)
-    inside, overlaps = [], []
+    inside, overlaps, threads_seen, grad_modes = [], [], set(), []
     original_fuse = pipeline.fuse
 
     def watched_fuse(self, *args, **kwargs):
         if inside:
             overlaps.append(True)
         inside.append(True)
-        time.sleep(0.05)  # a slow model call: the other thread would enter now if it could
+        threads_seen.add(threading.get_ident())
+        grad_modes.append(torch.is_grad_enabled())
+        time.sleep(0.05)  # a slow model call: another thread would enter now if it could
         try:
             return original_fuse(self, *args, **kwargs)
         finally:
@@ -241,8 +248,7 @@ def test_model_calls_from_several_threads_take_turns(tiny_studio, monkeypatch):
         lambda: tiny_studio.encode(text="a blue square"),
         lambda: tiny_studio.generate("image", text="a green circle", steps=1),
     ]
-    barrier = threading.Barrier(len(calls))
-    errors = []
+    barrier, errors = threading.Barrier(len(calls)), []
 
     def client(call):
         barrier.wait()
@@ -251,17 +257,15 @@ def test_model_calls_from_several_threads_take_turns(tiny_studio, monkeypatch):
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
-    threads = [threading.Thread(target=client, args=(call,)) for call in calls]
-    for thread in threads:
+    clients = [threading.Thread(target=client, args=(call,)) for call in calls]
+    for thread in clients:
         thread.start()
-    for thread in threads:
+    for thread in clients:
         thread.join()
-    assert not errors and not overlaps
-    monkeypatch.setattr(tiny_studio, "compute_lock", __import__("contextlib").nullcontext())  # without the lock they overlap
-    threads = [threading.Thread(target=client, args=(call,)) for call in calls]
-    barrier = threading.Barrier(len(calls))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert overlaps, "the test cannot see overlapping calls"
+    assert not errors and not overlaps and len(threads_seen) == 1 and threading.get_ident() not in threads_seen
+    with torch.no_grad():
+        tiny_studio.encode(text="a red circle")
+    assert grad_modes[-1] is False and any(grad_modes[:-1])  # the caller's mode, not the model thread's last
+    with pytest.raises(ValueError, match="empty"):
+        tiny_studio.generate("image", text="   ")  # raised on the model thread, caught here
+    assert MODEL_THREAD.run(lambda: MODEL_THREAD.run(threading.get_ident)) in threads_seen  # a nested call runs at once
