@@ -9,6 +9,7 @@ two mixes (``interpolate``).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import numbers
 import os
@@ -99,7 +100,8 @@ class ModelThread:
     workers, and once the pools hold more threads than the machine has cores they stop
     spinning between parallel regions, which made a call from a second thread (every call
     from the app's request threads) take twice as long on 2 cores. A call made on this thread
-    runs at once, so nested calls do not wait for themselves; the caller's grad mode goes along.
+    runs at once, so nested calls do not wait for themselves; the caller's grad mode and context
+    variables (a web request's progress tracker) go along.
     """
 
     def __init__(self):
@@ -112,13 +114,13 @@ class ModelThread:
     def run(self, function, *args, **kwargs):
         if threading.get_ident() == self._ident:
             return function(*args, **kwargs)
-        grad = torch.is_grad_enabled()
+        grad, context = torch.is_grad_enabled(), contextvars.copy_context()  # a web request's context (its progress bar) goes along
 
         def call():
             with torch.set_grad_enabled(grad):
                 return function(*args, **kwargs)
 
-        return self._executor.submit(call).result()
+        return self._executor.submit(context.run, call).result()
 
 
 MODEL_THREAD = ModelThread()

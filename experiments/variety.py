@@ -81,8 +81,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="which prompts are drawn")
     parser.add_argument("--settings", nargs="+", default=["1:0", "4:0", "8:0"], help="candidates:temperature pairs")
     parser.add_argument("--out", type=Path, required=True, help="a json file of the results")
+    parser.add_argument("--studio", default="embedded", help="a preset name or a saved studio folder")
     args = parser.parse_args()
-    studio = load_studio("embedded")
+    studio = load_studio(args.studio)
     captions, judge, labels = prompts_and_judge(args, studio)
     results = []
     for setting in args.settings:

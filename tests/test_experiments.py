@@ -108,7 +108,7 @@ def test_guidance_is_chosen_on_training_prompts_only(tmp_path):
     paths = json.loads((tmp_path / "out" / f"{DAY}-image-paths.json").read_text())
     assert list(paths["results"]) == list(PATHS) and paths["prompts"] == 3 and all(not i.startswith("yellow") for i in paths["prompt_ids"])
     assert paths["real data"]["concept"] is not None and "| the item's image embedding itself |" in (tmp_path / "out" / f"{DAY}-image-paths.md").read_text()
-    assert PIL.Image.open(tmp_path / "out" / f"{DAY}-image-paths.png").size == (4 * 96, 3 * (96 + 30))  # three items, four tiles each
+    assert PIL.Image.open(tmp_path / "out" / f"{DAY}-image-paths.png").size == (4 * 128, 3 * (128 + 30))  # three items, four tiles each
     # best_first on the same training prompts: the first variant and the ranked first, both judged
     from experiments.best_first import main as best_first
 

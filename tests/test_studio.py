@@ -217,7 +217,8 @@ def test_the_preset_folder_carries_a_hub_model_card_and_the_repository_its_licen
 
 def test_model_calls_from_several_threads_run_on_one_model_thread_in_turn(tiny_studio, monkeypatch):
     """Threads' generate, encode and add_to_gallery run on the one model thread, never two at once;
-    errors come back to the caller and the caller's grad mode goes along."""
+    errors come back to the caller and the caller's grad mode and context variables go along."""
+    import contextvars
     import threading
     import time
 
@@ -226,7 +227,8 @@ def test_model_calls_from_several_threads_run_on_one_model_thread_in_turn(tiny_s
     from core.studio import MODEL_THREAD
 
     pipeline = type(tiny_studio.pipeline)
-    inside, overlaps, threads_seen, grad_modes = [], [], set(), []
+    inside, overlaps, threads_seen, grad_modes, markers = [], [], set(), [], []
+    marker = contextvars.ContextVar("marker", default=None)  # as a web request's progress tracker
     original_fuse = pipeline.fuse
 
     def watched_fuse(self, *args, **kwargs):
@@ -235,6 +237,7 @@ def test_model_calls_from_several_threads_run_on_one_model_thread_in_turn(tiny_s
         inside.append(True)
         threads_seen.add(threading.get_ident())
         grad_modes.append(torch.is_grad_enabled())
+        markers.append(marker.get())
         time.sleep(0.05)  # a slow model call: another thread would enter now if it could
         try:
             return original_fuse(self, *args, **kwargs)
@@ -263,9 +266,11 @@ def test_model_calls_from_several_threads_run_on_one_model_thread_in_turn(tiny_s
     for thread in clients:
         thread.join()
     assert not errors and not overlaps and len(threads_seen) == 1 and threading.get_ident() not in threads_seen
+    marker.set("the caller's")
     with torch.no_grad():
         tiny_studio.encode(text="a red circle")
     assert grad_modes[-1] is False and any(grad_modes[:-1])  # the caller's mode, not the model thread's last
+    assert markers[-1] == "the caller's" and markers[0] is None  # and the caller's context variables
     with pytest.raises(ValueError, match="empty"):
         tiny_studio.generate("image", text="   ")  # raised on the model thread, caught here
     assert MODEL_THREAD.run(lambda: MODEL_THREAD.run(threading.get_ident)) in threads_seen  # a nested call runs at once
