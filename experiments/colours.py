@@ -18,9 +18,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from core import load_studio
+from core.evaluation.showcase import contact_sheet
 from experiments.common import dated, results_folder
 
 COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown")
@@ -60,17 +61,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     studio = load_studio(args.studio)
-    rows = []
-    tile = 64
-    sheet = Image.new("RGB", (tile * (len(OBJECTS) + 1), tile * len(COLOURS)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for r, colour in enumerate(COLOURS):
-        draw.text((3, r * tile + tile // 2 - 6), colour, fill="black")
-        for c, thing in enumerate(OBJECTS):
-            picture = studio.generate("image", text=f"a {colour} {thing}", seed=args.seed).outputs[0]
-            found = dominant_colour(picture)
+    rows, pictures = [], []
+    for colour in COLOURS:
+        for thing in OBJECTS:
+            pictures.append(studio.generate("image", text=f"a {colour} {thing}", seed=args.seed).outputs[0])
+            found = dominant_colour(pictures[-1])
             rows.append({"colour": colour, "object": thing, "dominant": found, "obeyed": found == colour})
-            sheet.paste(picture.resize((tile, tile)), ((c + 1) * tile, r * tile))
+    sheet = contact_sheet(pictures, [f"{r['colour']} {r['object']}: {r['dominant']}" for r in rows], columns=len(OBJECTS))
     share = sum(row["obeyed"] for row in rows) / len(rows)
     by_colour = {colour: sum(r["obeyed"] for r in rows if r["colour"] == colour) for colour in COLOURS}
     by_object = {thing: sum(r["obeyed"] for r in rows if r["object"] == thing) for thing in OBJECTS}

@@ -18,10 +18,11 @@ from itertools import pairwise
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from core import load_studio
 from core.evaluation.cli import DEFAULT_CACHE
+from core.evaluation.showcase import contact_sheet
 from experiments.common import dated, results_folder
 
 WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
@@ -76,15 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, runs in results.items():
         lines += [f"| {name} | {r['seed']} | {' → '.join(f'{p:.2f}' for p in r['progress'])} | {r['largest_step']:.2f} | {r['backwards']} |" for r in runs]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    tile, label = 128, 18
-    sheet = Image.new("RGB", ((len(WEIGHTS) + 1) * tile, 2 * (tile + label)), "white")
-    draw = ImageDraw.Draw(sheet)
-    heads = [f"w={w:g}" for w in WEIGHTS] + ["car alone"]
-    heads[0] = "a cat"
-    for r, (name, pictures) in enumerate(rows):
-        for c, picture in enumerate(pictures):
-            sheet.paste(picture.resize((tile, tile)), (c * tile, r * (tile + label) + label))
-            draw.text((c * tile + 3, r * (tile + label) + 3), heads[c] + (f" ({name})" if c == 0 else ""), fill="black")
+    heads = ["a cat", *[f"w={w:g}" for w in WEIGHTS[1:]], "car alone"]
+    sheet = contact_sheet([p for _, pictures in rows for p in pictures],
+                          [f"{head} ({name})" if c == 0 else head for name, _ in rows for c, head in enumerate(heads)], columns=len(heads))
     sheet.save(out / f"{stem}.png")
     print("\n".join(lines))
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from diffusers import AsymmetricAutoencoderKL, AutoencoderKL
-from PIL import Image
 
 from core.data.manifest import read_manifest
 from core.decoders.image_autoencoder import (
@@ -30,6 +29,7 @@ from core.decoders.image_autoencoder import (
     pixels_to_images,
 )
 from core.evaluation.cli import DEFAULT_CACHE
+from core.evaluation.showcase import contact_sheet
 from core.training.image_autoencoder import PerceptualLoss
 from core.training.stages import SHARP_SIDE
 from experiments.common import dated, results_folder
@@ -84,10 +84,9 @@ def main(argv: list[str] | None = None) -> None:
              "| picture | mean abs. error (levels) | PSNR (dB) | perceptual |", "| --- | --- | --- | --- |"]
     lines += [f"| {n} | {r['mean_abs_levels']:.2f} | {r['psnr_db']:.2f} | {r['perceptual']:.4f} |" for n, r in table.items()]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    sheet = Image.new("RGB", (6 * 128, 3 * 128), "white")
-    for row, pixels in enumerate(shown):
-        for column, image in enumerate(pixels_to_images(pixels)):
-            sheet.paste(image, (column * 128, row * 128))
+    names = ("128-px tile", "64 px, bicubic", "128-px decoder")
+    images = [image for pixels in shown for image in pixels_to_images(pixels)]
+    sheet = contact_sheet(images, [name for name, pixels in zip(names, shown, strict=True) for _ in range(len(pixels))], columns=len(shown[0]))
     sheet.save(out / f"{name}.png")
     print("\n".join(lines))
 

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKL
-from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from ..audio import N_MELS, SAMPLE_RATE, fit_length, log_mel_spectrogram, prepare_waveform
@@ -44,6 +43,7 @@ from ..decoders.image_autoencoder import (
     images_to_pixels,
     upscaling_autoencoder,
 )
+from ..media import load_image
 from ..pipelines.build import build_studio_pipeline, load_component, saved_class
 from .caption import train_caption_decoder
 from .diffusion import train_diffusion_decoder
@@ -177,14 +177,14 @@ def stage_embeddings(run: Run, pipeline) -> bool:
     ids = [item.id for item in items]
     text = torch.cat([pipeline.text_encoder.encode([i.caption for i in items[s : s + 256]]) for s in range(0, len(items), 256)])
     with_image = [i for i, item in enumerate(items) if item.image]
-    image_paths = [str(run.corpus / items[i].image) for i in with_image]
+    pictures = [load_image(str(run.corpus / items[i].image)) for i in with_image]  # each file read once
     chunks = []
-    for start in range(0, len(image_paths), 64):
-        chunks.append(pipeline.image_encoder.encode(image_paths[start : start + 64]))
-        logger.info("image embeddings: %d / %d", min(start + 64, len(image_paths)), len(image_paths))
+    for start in range(0, len(pictures), 64):
+        chunks.append(pipeline.image_encoder.encode(pictures[start : start + 64]))
+        logger.info("image embeddings: %d / %d", min(start + 64, len(pictures)), len(pictures))
     image_embeddings = torch.cat(chunks) if chunks else torch.zeros(0, pipeline.image_encoder.embed_dim)
-    pixels = images_to_pixels(image_paths) if image_paths else torch.zeros(0, 3, 64, 64)
-    tiles = torch.stack([torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1) for path in image_paths]) if image_paths else torch.zeros(0, 3, 128, 128, dtype=torch.uint8)
+    pixels = images_to_pixels(pictures) if pictures else torch.zeros(0, 3, 64, 64)
+    tiles = torch.stack([torch.from_numpy(np.array(picture)).permute(2, 0, 1) for picture in pictures]) if pictures else torch.zeros(0, 3, 128, 128, dtype=torch.uint8)
     with_sound = [i for i, item in enumerate(items) if item.sound]
     mels = [log_mel_spectrogram(fit_length(prepare_waveform(str(run.corpus / items[i].sound)), 2 * SAMPLE_RATE)) for i in with_sound]
     run.save_tensors("embeddings", {
