@@ -113,11 +113,6 @@ def upsample_factor(vae: AutoencoderKL | AsymmetricAutoencoderKL) -> int:
     return 2 ** (len(channels) - 1)
 
 
-def input_size(vae: AutoencoderKL | AsymmetricAutoencoderKL) -> int:
-    """The side of the pictures the encoder was trained on (the decoder's output is ``sample_size``)."""
-    return vae.config.sample_size * downsample_factor(vae) // upsample_factor(vae)
-
-
 def _check_pixels(vae: AutoencoderKL, pixels: torch.Tensor) -> None:
     factor = downsample_factor(vae)
     if pixels.ndim != 4 or pixels.shape[1] != vae.config.in_channels:
